@@ -1,0 +1,333 @@
+"""Async client of the Sora-2 gateway: create tasks, read them, wait for them. Knows nothing about MCP.
+
+One ``SoraClient`` wraps one ``httpx2.AsyncClient`` for the life of the process (connection reuse). Retries
+follow one rule, written down in :meth:`SoraClient._send`: a read is retried on anything transient; a create is
+retried only when the gateway surely did not receive it (no connection was made, or it answered 429), because a
+second POST after a lost answer could create, and bill, a second task.
+"""
+
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import anyio
+import httpx2
+
+from sora_mcp import __version__
+from sora_mcp.config import Settings
+from sora_mcp.errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseError,
+    APIStatusError,
+    APITimeoutError,
+    CreateOutcomeUnknownError,
+    MissingAPIKeyError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    make_status_error,
+)
+from sora_mcp.models import CharacterRequest, Task, TaskKind, VideoRequest, parse_task, with_guidance
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"sora-mcp/{__version__}"
+CREATE_PATH = "/v1/videos/generations"
+STATUS_PATHS: dict[TaskKind, str] = {"video": "/v1/videos/generations/{}", "character": "/v1/characters_tasks/{}"}
+
+MAX_BACKOFF_SECONDS = 8.0
+MAX_RETRY_AFTER_SECONDS = 30.0
+"""A ``Retry-After`` longer than this is not waited out inside a tool call: the error tells the agent instead."""
+FIRST_POLL_SECONDS = 1.0
+POLL_GROWTH = 1.6
+HEARTBEAT_SECONDS = 2.0
+"""Longest gap between two progress reports during a wait (progress resets many clients' request timeout)."""
+KNOWN_KINDS_LIMIT = 4096
+
+RetryPolicy = Literal["read", "create"]
+ProgressCallback = Callable[[Task, float], Awaitable[None]]
+"""Called during a wait with the latest task and the seconds waited so far."""
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds the gateway asks us to wait: ``retry-after-ms``, or ``retry-after`` as seconds or an HTTP date."""
+    if value := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def retry_delay(
+    attempt: int, retry_after: float | None, *, base: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Pause before retry number ``attempt`` (0-based): the gateway's ``Retry-After`` when given, else
+    exponential back-off ``base * 2**attempt`` capped at 8 s, with up to 25 % downward jitter."""
+    if retry_after is not None:
+        return min(retry_after, MAX_RETRY_AFTER_SECONDS)
+    return min(base * 2.0**attempt, MAX_BACKOFF_SECONDS) * (1 - 0.25 * rand())
+
+
+class SoraClient:
+    """Client of the gateway API. Use as ``async with SoraClient(settings) as client:``.
+
+    ``http_client`` may be injected (tests pass one over ``httpx2.ASGITransport``); it is then not closed here.
+    ``base_url`` overrides ``settings.base_url`` (the sandbox passes its own address); ``sandbox`` marks every
+    returned task as simulated and lifts the API-key requirement.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http_client: httpx2.AsyncClient | None = None,
+        base_url: str | None = None,
+        sandbox: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._sandbox = sandbox
+        self._clock = clock
+        self._base_url = (base_url or settings.base_url).rstrip("/")
+        self._owns_http = http_client is None
+        self._http = http_client or httpx2.AsyncClient(
+            timeout=httpx2.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+            limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        self._known_kinds: OrderedDict[str, TaskKind] = OrderedDict()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    @property
+    def sandbox(self) -> bool:
+        return self._sandbox
+
+    # ------------------------------------------------------------------------------------------- public API
+
+    async def create_video(self, request: VideoRequest) -> Task:
+        """Submit a video task. Raises ``CreateOutcomeUnknownError`` when it may exist without us knowing its id."""
+        return await self._create(request.to_payload(), "video")
+
+    async def create_character(self, request: CharacterRequest) -> Task:
+        """Submit a character task (poll it at ``/v1/characters_tasks``)."""
+        return await self._create(request.to_payload(), "character")
+
+    async def get_task(self, task_id: str) -> Task:
+        """Read a task, finding its endpoint when this process did not create it (video first, then character)."""
+        known = self._known_kinds.get(task_id)
+        kinds: tuple[TaskKind, ...] = (known,) if known else ("video", "character")
+        for index, kind in enumerate(kinds):
+            try:
+                raw = await self._send("GET", STATUS_PATHS[kind].format(task_id), policy="read")
+            except NotFoundError:
+                if index == len(kinds) - 1:
+                    raise
+                continue
+            task = parse_task(raw, kind, now=self._clock(), task_id=task_id)
+            self._remember(task_id, task.kind)
+            return self._guide(task)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def wait_for_task(
+        self, task_id: str, *, wait_seconds: float, on_progress: ProgressCallback | None = None
+    ) -> Task:
+        """Poll until the task is finished or ``wait_seconds`` have passed, and return its latest state.
+
+        Polls start about a second apart and back off to ``SORA_POLL_INTERVAL``, sooner when the gateway's
+        ``estimated_time`` says the end is near. ``on_progress`` runs beside the polls, at least every 2 s even
+        while a slow poll is in flight. A transient gateway failure after the first read ends the wait early with
+        the last known state (its hint says so) instead of failing the call. Cancellation propagates.
+        """
+        started = anyio.current_time()
+        latest = [await self.get_task(task_id)]
+        if latest[0].is_terminal or wait_seconds <= 0:
+            return latest[0]
+
+        async def heartbeat(report: ProgressCallback) -> None:
+            while True:
+                await report(latest[0], anyio.current_time() - started)
+                await anyio.sleep(HEARTBEAT_SECONDS)
+
+        async with anyio.create_task_group() as group:
+            if on_progress is not None:
+                group.start_soon(heartbeat, on_progress)
+            with anyio.move_on_after(wait_seconds - (anyio.current_time() - started)):
+                await self._poll_until_terminal(task_id, latest)
+            group.cancel_scope.cancel()
+        if on_progress is not None:
+            await on_progress(latest[0], anyio.current_time() - started)
+        return latest[0]
+
+    async def _poll_until_terminal(self, task_id: str, latest: list[Task]) -> None:
+        """Keep ``latest[0]`` fresh until the task is finished or a transient failure stops the polling."""
+        delay = min(FIRST_POLL_SECONDS, self._settings.poll_interval)
+        while not latest[0].is_terminal:
+            eta = latest[0].eta_seconds
+            if eta is not None:
+                delay = max(delay, eta / 3)
+            delay = min(delay, self._settings.poll_interval)
+            await anyio.sleep(delay)
+            try:
+                latest[0] = await self.get_task(task_id)
+            except (APIConnectionError, APIResponseError, RateLimitError, ServerError) as exc:
+                logger.warning("Poll of %s failed during a wait: %s", task_id, exc)
+                task = latest[0]
+                latest[0] = task.model_copy(update={"hint": f"The last poll failed ({exc}). " + task.hint})
+                return
+            delay *= POLL_GROWTH
+
+    # ------------------------------------------------------------------------------------------- internals
+
+    def _remember(self, task_id: str, kind: TaskKind) -> None:
+        self._known_kinds[task_id] = kind
+        self._known_kinds.move_to_end(task_id)
+        while len(self._known_kinds) > KNOWN_KINDS_LIMIT:
+            self._known_kinds.popitem(last=False)
+
+    def _guide(self, task: Task) -> Task:
+        return with_guidance(task, now=self._clock(), sandbox=self._sandbox)
+
+    async def _create(self, payload: dict[str, Any], kind: TaskKind) -> Task:
+        try:
+            raw = await self._send("POST", CREATE_PATH, json=payload, policy="create")
+        except (APIConnectionError, APIResponseError) as exc:
+            if isinstance(exc, APIResponseError) or exc.request_sent:
+                raise CreateOutcomeUnknownError(kind, exc) from exc
+            raise
+        except APIStatusError as exc:
+            if exc.status_code in (400, 401, 402, 403, 404, 422, 429):
+                raise  # a definite refusal: nothing was created
+            raise CreateOutcomeUnknownError(kind, exc) from exc
+        task_id = raw.get("id") or raw.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise CreateOutcomeUnknownError(
+                kind, APIResponseError("the gateway accepted the request but returned no task id", status_code=200)
+            )
+        task = parse_task(raw, kind, now=self._clock())
+        if task.kind != kind:  # a fresh create answer cannot show a character result yet; trust the request
+            task = task.model_copy(update={"kind": kind})
+        self._remember(task_id, kind)
+        return self._guide(task)
+
+    def _auth_headers(self) -> dict[str, str]:
+        key = self._settings.api_key
+        if key is None:
+            if self._sandbox:
+                return {}
+            raise MissingAPIKeyError()
+        return {"Authorization": f"Bearer {key.get_secret_value()}"}
+
+    async def _send(
+        self, method: str, path: str, *, json: dict[str, Any] | None = None, policy: RetryPolicy
+    ) -> dict[str, Any]:
+        """One gateway call with the retry rule of ``policy``; returns the JSON object of a 2xx answer."""
+        headers = self._auth_headers()
+        url = self._base_url + path
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(method, url, json=json, headers=headers)
+            except APIError as exc:
+                retryable, retry_after = _retry_decision(exc, policy)
+                if not retryable or attempt >= self._settings.max_retries:
+                    raise
+                if retry_after is not None and retry_after > MAX_RETRY_AFTER_SECONDS:
+                    raise
+                delay = retry_delay(attempt, retry_after, base=self._settings.retry_backoff)
+                logger.info("%s %s failed (%s); retry %d in %.2fs", method, path, exc, attempt + 1, delay)
+                attempt += 1
+                await anyio.sleep(delay)
+
+    async def _attempt(
+        self, method: str, url: str, *, json: dict[str, Any] | None, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        try:
+            response = await self._http.request(method, url, json=json, headers=headers)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+            raise APIConnectionError(
+                f"could not connect to the gateway at {self._base_url} ({_describe_transport(exc)})", request_sent=False
+            ) from None
+        except httpx2.TimeoutException:
+            raise APITimeoutError(
+                f"the gateway did not answer within {self._settings.timeout:g} s", request_sent=True
+            ) from None
+        except httpx2.TransportError as exc:
+            raise APIConnectionError(
+                f"the connection to the gateway broke ({_describe_transport(exc)})", request_sent=True
+            ) from None
+        return _read_json(response, self._clock())
+
+
+def _describe_transport(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _read_json(response: httpx2.Response, now: float) -> dict[str, Any]:
+    """The JSON object of a 2xx answer, or the typed error for anything else."""
+    content_type = response.headers.get("content-type", "").lower()
+    text = response.text
+    is_html = "html" in content_type or text.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
+    body: Any = None
+    if not is_html and text.strip():
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+    if not response.is_success:
+        raise make_status_error(
+            response.status_code,
+            body,
+            raw_text="" if is_html else text,
+            is_html=is_html,
+            request_id=response.headers.get("x-request-id") or response.headers.get("x-oneapi-request-id"),
+            retry_after=parse_retry_after(response.headers, now),
+        )
+    if not isinstance(body, dict):
+        what = "an HTML page" if is_html else "a body that is not a JSON object"
+        raise APIResponseError(
+            f"the gateway answered HTTP {response.status_code} with {what}", status_code=response.status_code, body=text
+        )
+    return body
+
+
+def _retry_decision(exc: APIError, policy: RetryPolicy) -> tuple[bool, float | None]:
+    """Whether ``exc`` may be retried under ``policy``, and the gateway's Retry-After hint."""
+    if isinstance(exc, APIStatusError):
+        if exc.status_code == 429:
+            return True, exc.retry_after
+        retryable_read = exc.status_code == 408 or exc.status_code >= 500
+        return policy == "read" and retryable_read, exc.retry_after
+    if isinstance(exc, APIConnectionError):
+        return policy == "read" or not exc.request_sent, None
+    if isinstance(exc, APIResponseError):
+        return policy == "read", None
+    return False, None

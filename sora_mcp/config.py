@@ -1,0 +1,71 @@
+"""Settings read from the environment (prefix ``SORA_``), validated once at start-up.
+
+Every field is documented in the README's configuration table and in ``server.json``; a test keeps the three
+in step. Invalid values stop the server before it serves anything, with a message naming the variable
+(:func:`describe_settings_error`).
+"""
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "SORA_"
+DEFAULT_BASE_URL = "https://dashlyai.cc"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the server and of the gateway client."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    api_key: SecretStr | None = None
+    """Gateway key, sent as ``Authorization: Bearer``. Without it the server starts, but tool calls fail."""
+
+    base_url: str = DEFAULT_BASE_URL
+    """Gateway base URL (``http`` or ``https``), without the ``/v1`` path."""
+
+    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    """Seconds allowed for one gateway request."""
+
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    """Retries of a request that is safe to retry (reads; creates only when surely not received)."""
+
+    poll_interval: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """Longest pause, in seconds, between two gateway polls inside ``get_task(wait_seconds=...)``."""
+
+    retry_backoff: Annotated[float, Field(ge=0, le=30)] = 0.5
+    """Base of the exponential back-off between retries, in seconds (doubled each attempt, capped at 8 s)."""
+
+    sandbox: bool = False
+    """Serve the tools against the built-in simulated gateway: no key, no network, no cost."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+            raise ValueError("must be an http(s) URL such as https://dashlyai.cc")
+        if any(c.isspace() for c in value):
+            raise ValueError("must not contain spaces")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """Turn a settings ``ValidationError`` into lines that name the environment variable, never a secret."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        variable = ENV_PREFIX + field.upper()
+        shown: Any = item.get("input")
+        got = "" if field == "api_key" or shown is None or isinstance(shown, dict) else f" (got {shown!r})"
+        lines.append(f"{variable}: {item['msg']}{got}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

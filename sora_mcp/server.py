@@ -1,0 +1,355 @@
+"""MCP wiring: ``build_server(settings)`` returns an ``MCPServer`` whose tools proxy the gateway.
+
+Tools take flat, schema-validated arguments, call ``SoraClient``, and return one structured ``Task``. Client
+errors are turned into tool errors in exactly one place, :func:`tool_errors`, with text the calling model can
+act on. Nothing happens at import time: no environment reads, no sockets.
+"""
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import httpx2
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import AfterValidator, Field, ValidationError
+
+from sora_mcp import __version__
+from sora_mcp.client import SoraClient
+from sora_mcp.config import Settings
+from sora_mcp.errors import (
+    APIConnectionError,
+    APIResponseError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ContentPolicyError,
+    CreateOutcomeUnknownError,
+    MissingAPIKeyError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    SoraError,
+)
+from sora_mcp.models import (
+    TASK_ID_PATTERN,
+    AspectRatio,
+    CharacterRequest,
+    Duration,
+    Style,
+    Task,
+    VideoModel,
+    VideoRequest,
+    check_task_id,
+    describe_validation_error,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "sora-mcp"
+MAX_WAIT_SECONDS = 50
+
+INSTRUCTIONS = """\
+Make videos with the Sora-2 models. Creating costs the user real money and takes minutes, so:
+1. Call create_video (text or image to video) or create_character (a reusable @character cut from 1-3 s of a
+   video) only when the user asks for it. Each returns a task_id at once.
+2. Call get_task(task_id, wait_seconds=50) until status is "completed" or "failed"; each call waits on the
+   server and reports progress. Follow the result's "hint".
+3. Give the user video_url (it expires, about 24 h) or the character's "@username" mention, which casts the
+   character when written into a create_video prompt.
+Never create a task again because a call timed out or a task is slow: poll the task_id you have."""
+
+
+@dataclass
+class AppState:
+    """What every tool call can reach through ``ctx.request_context.lifespan_context``."""
+
+    client: SoraClient
+
+
+ToolContext = Context[AppState, Any]
+
+CREATE_ANNOTATIONS = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+READ_ANNOTATIONS = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+
+TaskId = Annotated[
+    str,
+    AfterValidator(check_task_id),
+    Field(
+        min_length=1,
+        max_length=200,
+        description="The task_id returned by create_video or create_character.",
+        json_schema_extra={"pattern": TASK_ID_PATTERN},
+    ),
+]
+
+
+def build_server(
+    settings: Settings,
+    *,
+    http_client: httpx2.AsyncClient | None = None,
+    client: SoraClient | None = None,
+    clock: Callable[[], float] = time.time,
+) -> MCPServer[AppState]:
+    """Create the MCP server.
+
+    By default its lifespan opens one ``SoraClient`` (and, with ``settings.sandbox``, the simulated gateway)
+    and closes it on shutdown. ``client`` hands in a process-wide client instead, which is then left open;
+    ``http_client`` is passed to a client created here (tests use ``httpx2.ASGITransport``).
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        if client is not None:
+            yield AppState(client=client)
+            return
+        async with AsyncExitStack() as stack:
+            base_url = None
+            if settings.sandbox:
+                from sora_mcp.sandbox import serve_sandbox  # only sandbox runs pay for the simulator's imports
+
+                base_url = await stack.enter_async_context(serve_sandbox())
+                logger.info("Sandbox gateway at %s: simulated tasks, nothing is billed", base_url)
+            sora = await stack.enter_async_context(
+                SoraClient(settings, http_client=http_client, base_url=base_url, sandbox=settings.sandbox, clock=clock)
+            )
+            yield AppState(client=sora)
+
+    server: MCPServer[AppState] = MCPServer(
+        SERVER_NAME,
+        title="Sora video generation",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        website_url="https://github.com/sora-mcp/sora-mcp",
+        lifespan=lifespan,
+    )
+    secret = settings.api_key.get_secret_value() if settings.api_key else None
+
+    @server.tool(title="Create a video", annotations=CREATE_ANNOTATIONS)
+    async def create_video(
+        ctx: ToolContext,
+        prompt: Annotated[
+            str,
+            Field(
+                description="What the video shows: subject, action, setting, camera, style. Write @username to "
+                "cast a character made with create_character."
+            ),
+        ],
+        model: Annotated[
+            VideoModel, Field(description="sora-2 (10 or 15 s) or sora-2-pro (higher quality; 10, 15 or 25 s).")
+        ] = "sora-2",
+        duration: Annotated[
+            Duration | None,
+            Field(description="Length in seconds: 10 or 15 with sora-2; 10, 15 or 25 with sora-2-pro."),
+        ] = None,
+        size: Annotated[AspectRatio | None, Field(description="Aspect ratio: 16:9, 9:16 or 1:1.")] = None,
+        images: Annotated[
+            list[str] | None,
+            Field(description="Reference images for image-to-video: http(s) URLs or data:image/...;base64 URIs."),
+        ] = None,
+        style: Annotated[Style | None, Field(description="Visual style preset.")] = None,
+        watermark: Annotated[bool | None, Field(description="Add the Sora watermark (gateway default: no).")] = None,
+        private: Annotated[
+            bool | None, Field(description="Do not publish the video; it then cannot be remixed.")
+        ] = None,
+        storyboard: Annotated[bool | None, Field(description="Storyboard mode, for finer control of shots.")] = None,
+        thumbnail: Annotated[bool | None, Field(description="Also generate a thumbnail image.")] = None,
+    ) -> Annotated[CallToolResult, Task]:
+        """Start generating a video with Sora-2 from a text prompt (and optional reference images).
+
+        Costs the user money: call it only when the user asks for a video, once per video. Returns at once with
+        a task_id and status "queued"; rendering takes minutes. Next, call get_task(task_id, wait_seconds=50)
+        until the status is "completed" (then give the user video_url) or "failed". If a call fails or times
+        out, do not simply call create_video again: the error says whether a task may already exist.
+        """
+        with tool_errors(secret):
+            request = _validated(
+                VideoRequest,
+                prompt=prompt,
+                model=model,
+                duration=duration,
+                size=size,
+                images=images,
+                style=style,
+                watermark=watermark,
+                private=private,
+                storyboard=storyboard,
+                thumbnail=thumbnail,
+            )
+            return task_result(await _client(ctx).create_video(request))
+
+    @server.tool(title="Create a character", annotations=CREATE_ANNOTATIONS)
+    async def create_character(
+        ctx: ToolContext,
+        timestamps: Annotated[
+            str,
+            Field(
+                description="'start,end' in seconds of the clip that shows the character, 1 to 3 s long, e.g. '1,3'."
+            ),
+        ],
+        url: Annotated[
+            str | None,
+            Field(description="Public URL of a video (with audio) showing the character. Give this or from_task."),
+        ] = None,
+        from_task: Annotated[
+            str | None,
+            Field(description="task_id of a video made earlier that shows the character. Give this or url."),
+        ] = None,
+        model: Annotated[VideoModel, Field(description="sora-2 or sora-2-pro.")] = "sora-2",
+    ) -> Annotated[CallToolResult, Task]:
+        """Create a reusable character (a "cameo") from 1-3 seconds of a video, to cast it in later videos.
+
+        Costs the user money: call it only when the user asks. Give exactly one of url or from_task, plus
+        timestamps. Returns a task_id at once; then call get_task(task_id, wait_seconds=50) until it is
+        "completed" and read characters[].mention (like "@name"): writing that mention in a create_video prompt
+        puts the character in the video.
+        """
+        with tool_errors(secret):
+            request = _validated(CharacterRequest, timestamps=timestamps, url=url, from_task=from_task, model=model)
+            return task_result(await _client(ctx).create_character(request))
+
+    @server.tool(title="Get task status", annotations=READ_ANNOTATIONS)
+    async def get_task(
+        ctx: ToolContext,
+        task_id: TaskId,
+        wait_seconds: Annotated[
+            int,
+            Field(
+                ge=0,
+                le=MAX_WAIT_SECONDS,
+                description="Wait up to this many seconds on the server for the task to finish, reporting "
+                "progress meanwhile; returns as soon as it completes or fails. 0 reads the status once.",
+            ),
+        ] = 0,
+    ) -> Annotated[CallToolResult, Task]:
+        """Read the status of a video or character task, optionally waiting for it to finish.
+
+        Free and safe to repeat. Use wait_seconds=50 to wait efficiently instead of polling in a loop; while
+        the task is still running, call it again (the result's hint and next_poll_seconds say when). A
+        completed video has video_url (and expires_at); a completed character has characters[].mention; a
+        failed task has error.message.
+        """
+        with tool_errors(secret, task_id=task_id):
+            sora = _client(ctx)
+            if wait_seconds <= 0:
+                return task_result(await sora.get_task(task_id))
+            last_reported = -1.0
+
+            async def report(task: Task, waited: float) -> None:
+                nonlocal last_reported
+                # Progress must strictly increase (spec), even while the gateway's figure stands still.
+                value = float(task.progress) if task.progress > last_reported else round(last_reported + 0.01, 2)
+                last_reported = value
+                message = f"{task.status} {task.progress}% (waited {waited:.0f}s of {wait_seconds}s)"
+                await ctx.report_progress(value, 100, message)
+
+            return task_result(await sora.wait_for_task(task_id, wait_seconds=wait_seconds, on_progress=report))
+
+    return server
+
+
+def _client(ctx: ToolContext) -> SoraClient:
+    return ctx.request_context.lifespan_context.client
+
+
+RequestT = TypeVar("RequestT", VideoRequest, CharacterRequest)
+
+
+def _validated(request_type: type[RequestT], /, **arguments: Any) -> RequestT:
+    """Build a request model, turning its validation errors into one tool error that names each argument."""
+    try:
+        return request_type(**arguments)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc)
+        raise ToolError(f"Invalid arguments, nothing was sent to the gateway: {problems}") from None
+
+
+def task_result(task: Task) -> CallToolResult:
+    """A ``Task`` as structured content plus the same compact JSON as text (for clients that show only text)."""
+    data = task.model_dump(mode="json", exclude_none=True)
+    if not data.get("characters"):
+        data.pop("characters", None)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+@contextmanager
+def tool_errors(secret: str | None, *, task_id: str | None = None) -> Iterator[None]:
+    """Turn every ``SoraError`` raised inside into a ``ToolError`` with actionable text (never the API key)."""
+    try:
+        yield
+    except SoraError as exc:
+        message = describe_error(exc, task_id=task_id)
+        if secret:
+            message = message.replace(secret, "***")
+        raise ToolError(message) from exc
+
+
+def describe_error(exc: SoraError, *, task_id: str | None = None) -> str:
+    """The tool-error text for a client error: what happened, what it means for money, what to do next."""
+    if isinstance(exc, CreateOutcomeUnknownError):
+        return (
+            f"The gateway may have created this {exc.kind} task, and may bill it, but its answer was lost "
+            f"({_cause(exc.cause)}). Do not call create again right away: that could pay for a second one. Tell "
+            "the user the outcome is unknown; they can check the gateway dashboard for a new task, or decide to "
+            "try again knowingly."
+        )
+    if isinstance(exc, MissingAPIKeyError):
+        return str(exc)
+    nothing = "" if task_id else " Nothing was created."
+    if isinstance(exc, APIStatusError):
+        detail = _status_detail(exc)
+        if isinstance(exc, AuthenticationError):
+            return f"The gateway rejected the API key ({detail}). Check SORA_API_KEY in this server's env.{nothing}"
+        if isinstance(exc, PaymentRequiredError):
+            return f"The gateway account balance is too low ({detail}). Top up the account, then try again.{nothing}"
+        if isinstance(exc, PermissionDeniedError):
+            return f"This API key may not use that model or endpoint ({detail}).{nothing}"
+        if isinstance(exc, NotFoundError):
+            if task_id:
+                return (
+                    f"No task '{task_id}' exists for this API key ({detail}). Check the task_id: use the one "
+                    "returned by create_video or create_character."
+                )
+            return f"The gateway does not serve this endpoint ({detail}). Check SORA_BASE_URL.{nothing}"
+        if isinstance(exc, ContentPolicyError):
+            return f"The content policy refused this request ({detail}). Change the prompt or inputs.{nothing}"
+        if isinstance(exc, BadRequestError):
+            return f"The gateway rejected the request ({detail}). Fix what it names and try again.{nothing}"
+        if isinstance(exc, RateLimitError):
+            wait = f"{exc.retry_after:.0f} s" if exc.retry_after is not None else "about 30 s"
+            return f"The gateway is rate limiting requests ({detail}). Wait {wait}, then try again.{nothing}"
+        if isinstance(exc, ServerError):
+            return f"The gateway failed ({detail}), also on retry. Try again in a minute.{nothing}"
+        return f"The gateway refused the request ({detail}).{nothing}"
+    if isinstance(exc, APITimeoutError):
+        return f"{_cause(exc).capitalize()}, also on retry. Try again shortly; raise SORA_TIMEOUT if it persists."
+    if isinstance(exc, APIConnectionError):
+        return f"{_cause(exc).capitalize()}. Check the network connection and SORA_BASE_URL, then try again."
+    if isinstance(exc, APIResponseError):
+        return f"{_cause(exc).capitalize()}, also on retry: the gateway may be failing. Try again in a minute."
+    return str(exc)
+
+
+def _status_detail(exc: APIStatusError) -> str:
+    text = f"HTTP {exc.status_code}: {exc.message}"
+    if exc.request_id:
+        text += f"; request id {exc.request_id}"
+    return text
+
+
+def _cause(exc: Exception) -> str:
+    return _status_detail(exc) if isinstance(exc, APIStatusError) else str(exc)

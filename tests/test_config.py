@@ -1,0 +1,78 @@
+"""Settings: defaults, environment parsing, and start-up errors that name the variable."""
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from sora_mcp.config import Settings, describe_settings_error
+
+
+def test_defaults_match_the_documented_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without any SORA_* variable the documented defaults apply and there is no key."""
+    for name in ("SORA_API_KEY", "SORA_BASE_URL", "SORA_TIMEOUT", "SORA_MAX_RETRIES", "SORA_POLL_INTERVAL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.api_key is None
+    assert settings.base_url == "https://dashlyai.cc"
+    assert (settings.timeout, settings.max_retries, settings.poll_interval) == (30.0, 3, 5.0)
+    assert settings.sandbox is False
+
+
+def test_environment_variables_are_read_and_normalized(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SORA_* variables fill the settings; the base URL loses its trailing slash; a blank key is no key."""
+    monkeypatch.setenv("SORA_BASE_URL", "http://127.0.0.1:9/ ")
+    monkeypatch.setenv("SORA_TIMEOUT", "2.5")
+    monkeypatch.setenv("SORA_MAX_RETRIES", "0")
+    monkeypatch.setenv("SORA_API_KEY", "   ")
+    settings = Settings()
+    assert settings.base_url == "http://127.0.0.1:9"
+    assert settings.timeout == 2.5
+    assert settings.max_retries == 0
+    assert settings.api_key is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("SORA_TIMEOUT", "-1", "SORA_TIMEOUT: Input should be greater than 0"),
+        ("SORA_TIMEOUT", "soon", "SORA_TIMEOUT: Input should be a valid number"),
+        ("SORA_MAX_RETRIES", "99", "SORA_MAX_RETRIES: Input should be less than or equal to 10"),
+        ("SORA_POLL_INTERVAL", "0", "SORA_POLL_INTERVAL: Input should be greater than 0"),
+        ("SORA_BASE_URL", "dashlyai.cc", "SORA_BASE_URL: Value error, must be an http(s) URL"),
+    ],
+)
+def test_invalid_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    """Each invalid value produces a message that starts with the environment variable's name."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert expected in describe_settings_error(caught.value)
+
+
+def test_invalid_configuration_stops_the_command_with_exit_code_2() -> None:
+    """`sora-mcp` with a bad variable exits 2 before serving, naming the variable on stderr, nothing on stdout."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sora_mcp"],
+        env={"SORA_TIMEOUT": "-3", "SORA_API_KEY": "sk-canary-config-0001", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "SORA_TIMEOUT: Input should be greater than 0" in result.stderr
+    assert "sk-canary-config-0001" not in result.stderr
+
+
+def test_version_flag_prints_the_package_version() -> None:
+    """`sora-mcp --version` answers without starting a server."""
+    from sora_mcp import __version__
+
+    result = subprocess.run([sys.executable, "-m", "sora_mcp", "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"sora-mcp {__version__}"
