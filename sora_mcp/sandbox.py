@@ -1,0 +1,514 @@
+"""An in-memory simulation of the dashlyai Sora-2 gateway: no key, no network, no cost.
+
+`sora-mcp --sandbox` serves it on a loopback port with `serve_sandbox`, and the test suite
+builds its fake gateway on it. `SandboxGateway` answers the documented endpoints with the
+documented shapes and error envelope (`{"error": {"code", "message", "type"}}`):
+
+- `POST /v1/videos/generations`: a video task (with `prompt`) or a character task (with
+  `url` or `from_task`, plus `timestamps`), validated as the gateway documents;
+- `GET /v1/videos/generations/{task_id}` and `GET /v1/characters_tasks/{task_id}`: task status,
+  in the `"toapis"` (current) or `"dashlyai"` (older) response dialect;
+- `POST /v1/videos/{task_id}/remix`: a new video task from a completed one;
+- `GET /files/{task_id}.mp4` and `.jpg`: the media that completed tasks link to, a tiny real
+  MP4 and JPEG. Like the real media host, this route needs no API key.
+
+Tasks advance with the injected clock: queued for the first 15% of their duration, then
+in_progress with rising progress, then completed.
+
+To try error handling, put the token `[fail]` in a prompt: that video task ends `failed` with
+`error: {"code": "generation_failed", "message": "Generation failed: Content violates the
+content policy"}`, as a content-policy rejection does.
+"""
+
+import json
+import math
+import re
+import secrets
+import socket
+import string
+import time
+from collections.abc import AsyncIterator, Callable, Generator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+__all__ = [
+    "FAIL_TOKEN",
+    "Dialect",
+    "SandboxError",
+    "SandboxGateway",
+    "SandboxTask",
+    "TaskKind",
+    "TaskStatus",
+    "serve_app",
+    "serve_sandbox",
+]
+
+JSON = dict[str, Any]
+Dialect = Literal["toapis", "dashlyai"]
+TaskKind = Literal["video", "character"]
+TaskStatus = Literal["queued", "in_progress", "completed", "failed"]
+
+FAIL_TOKEN = "[fail]"
+"""A prompt containing this token makes its video task fail."""
+
+_FAILURE = {"code": "generation_failed", "message": "Generation failed: Content violates the content policy"}
+_MODELS = ("sora-2", "sora-2-pro")
+_DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (10, 15, 25)}
+_REMIX_DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (15, 25)}
+_SIZES = ("16:9", "9:16", "1:1")
+_STYLES = ("comic", "news", "anime", "selfie", "nostalgic", "thanksgiving")
+_METADATA_FLAGS = ("watermark", "private", "storyboard", "thumbnail")
+_QUEUED_FRACTION = 0.15
+_RESULT_TTL_S = 86400
+_MEDIA_TYPES = {"mp4": "video/mp4", "jpg": "image/jpeg"}
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CHARACTER_NAMES = ("Turbo Whiskers", "Captain Pixel", "Luna Sprocket", "Baron Barkley", "Cruising Kitty")
+_DATA_IMAGE = re.compile(r"data:image/[\w.+-]+;base64,[A-Za-z0-9+/=\s]+")
+
+
+class SandboxError(Exception):
+    """An error the gateway answers with its error envelope and an HTTP status."""
+
+    def __init__(self, status: int, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+
+    def envelope(self) -> JSON:
+        """The response body: `{"error": {"code": <status>, "message": ..., "type": ...}}`."""
+        return {"error": {"code": self.status, "message": self.message, "type": self.error_type}}
+
+
+def _invalid(detail: str) -> SandboxError:
+    return SandboxError(400, f"Invalid request parameters: {detail}", "invalid_request_error")
+
+
+def _task_not_found() -> SandboxError:
+    return SandboxError(404, "Task not found", "not_found_error")
+
+
+@dataclass
+class SandboxTask:
+    """One simulated task. Its status is derived from the clock, never stored."""
+
+    id: str
+    kind: TaskKind
+    model: str
+    created_at: float
+    seconds: float
+    """Simulated processing time from creation to the terminal status."""
+    request: JSON
+    """The accepted request body."""
+    fails: bool = False
+    """Whether the task ends `failed` rather than `completed`."""
+    character: JSON | None = None
+    """For a character task: the character it creates, without its picture URL."""
+
+
+class SandboxGateway:
+    """The simulated gateway: a task store, its status rules and the HTTP routes serving them.
+
+    The simulation is plain methods (`create`, `remix`, `video_status`, `character_status`,
+    `media`) that take parsed bodies and raise `SandboxError`; `app` is the HTTP layer over them.
+    Media URLs start with `public_url`, or with the request's own base URL while it is empty.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        video_seconds: float = 8.0,
+        character_seconds: float = 4.0,
+        dialect: Dialect = "toapis",
+        api_key: str | None = None,
+        public_url: str = "",
+    ) -> None:
+        if video_seconds < 0 or character_seconds < 0:
+            raise ValueError("task durations must not be negative")
+        self.clock = clock
+        self.video_seconds = video_seconds
+        self.character_seconds = character_seconds
+        self.dialect = dialect
+        self.api_key = api_key
+        self.public_url = public_url
+        self.tasks: dict[str, SandboxTask] = {}
+        self.app = self.build_app()
+
+    # Simulation
+
+    def create(self, body: Any) -> JSON:
+        """Validate a `POST /v1/videos/generations` body and start a video or character task.
+
+        With a `prompt` it is a video; without one, `url` or `from_task` plus `timestamps` ask for a character.
+        """
+        if not isinstance(body, dict):
+            raise _invalid("request body must be a JSON object")
+        model = _check_model(body)
+        if "prompt" not in body and ("url" in body or "from_task" in body):
+            self._check_character_source(body)
+            _check_timestamps(body.get("timestamps"))
+            return self._start("character", model, body)
+        prompt = _check_prompt(body, "prompt is required (or url/from_task with timestamps to create a character)")
+        _check_duration(body, model, _DURATIONS)
+        _check_size(body)
+        _check_images(body)
+        _check_metadata(body)
+        return self._start("video", model, body, fails=FAIL_TOKEN in prompt.lower())
+
+    def remix(self, source_id: str, body: Any) -> JSON:
+        """Validate a `POST /v1/videos/{source_id}/remix` body and start a new video task."""
+        if not isinstance(body, dict):
+            raise _invalid("request body must be a JSON object")
+        source = self._find(source_id, "video")
+        status, _ = self.status_of(source)
+        if status != "completed":
+            raise _invalid(f"only completed videos can be remixed, task {source_id} is {status}")
+        if (source.request.get("metadata") or {}).get("private") is True:
+            raise _invalid("private videos cannot be remixed")
+        model = _check_model(body)
+        prompt = _check_prompt(body, "prompt is required")
+        _check_duration(body, model, _REMIX_DURATIONS)
+        _check_size(body)
+        return self._start("video", model, body, fails=FAIL_TOKEN in prompt.lower())
+
+    def video_status(self, task_id: str, media_base: str) -> JSON:
+        """`GET /v1/videos/generations/{task_id}`: a video task as the status endpoint shows it."""
+        return self.describe(self._find(task_id, "video"), media_base)
+
+    def character_status(self, task_id: str, media_base: str) -> JSON:
+        """`GET /v1/characters_tasks/{task_id}`: a character task as the status endpoint shows it."""
+        return self.describe(self._find(task_id, "character"), media_base)
+
+    def media(self, task_id: str, suffix: Literal["mp4", "jpg"]) -> bytes:
+        """The video (`mp4`) or thumbnail/avatar (`jpg`) of a completed task."""
+        task = self.tasks.get(task_id)
+        if task is None or self.status_of(task)[0] != "completed" or (suffix == "mp4" and task.kind != "video"):
+            raise SandboxError(404, "File not found", "not_found_error")
+        return _asset(f"sandbox.{suffix}")
+
+    def status_of(self, task: SandboxTask) -> tuple[TaskStatus, int]:
+        """The task's status and progress (0-100) at the clock's current time."""
+        elapsed = self.clock() - task.created_at
+        if elapsed >= task.seconds:
+            return ("failed", 0) if task.fails else ("completed", 100)
+        queued_for = task.seconds * _QUEUED_FRACTION
+        if elapsed < queued_for:
+            return "queued", 0
+        return "in_progress", min(99, int(100 * (elapsed - queued_for) / (task.seconds - queued_for)))
+
+    def describe(self, task: SandboxTask, media_base: str) -> JSON:
+        """The status document of a task, in the gateway's dialect; media URLs start with `media_base`."""
+        status, progress = self.status_of(task)
+        created_at, completed_at = int(task.created_at), int(task.created_at + task.seconds)
+        media = f"{media_base}/files/{task.id}"
+        doc: JSON
+        if task.kind == "character" or self.dialect == "toapis":
+            doc = {
+                "id": task.id,
+                "object": "generation.task",
+                "model": task.model,
+                "status": status,
+                "progress": progress,
+                "created_at": created_at,
+            }
+        else:
+            doc = {
+                "id": task.id,
+                "object": "video.generation",
+                "status": "submitted" if status == "queued" else status,
+                "progress": progress,
+                "model": task.model,
+                "created_at": created_at,
+                "estimated_time": round(task.seconds),
+            }
+        if status == "failed":
+            doc["error"] = dict(_FAILURE)
+        elif status == "completed":
+            doc["completed_at"] = completed_at
+            if task.character is not None:
+                character = task.character | {"profile_picture_url": f"{media}.jpg"}
+                doc["result"] = {"type": "character", "data": {"characters": [character]}}
+            elif self.dialect == "toapis":
+                doc["expires_at"] = completed_at + _RESULT_TTL_S
+                doc["result"] = {"type": "video", "data": [{"url": f"{media}.mp4", "format": "mp4"}]}
+            else:
+                doc |= {"url": f"{media}.mp4", "thumbnail": f"{media}.jpg"}
+        if task.kind == "character":
+            doc["metadata"] = {}
+        return doc
+
+    def _start(self, kind: TaskKind, model: str, body: JSON, *, fails: bool = False) -> JSON:
+        now = self.clock()
+        task = SandboxTask(
+            id=f"task_{_ulid(now)}",
+            kind=kind,
+            model=model,
+            created_at=now,
+            seconds=self.video_seconds if kind == "video" else self.character_seconds,
+            request=body,
+            fails=fails,
+            character=_new_character() if kind == "character" else None,
+        )
+        self.tasks[task.id] = task
+        return {
+            "id": task.id,
+            "object": "generation.task",
+            "model": model,
+            "status": "queued",
+            "progress": 0,
+            "created_at": int(now),
+            "metadata": {},
+        }
+
+    def _check_character_source(self, body: JSON) -> None:
+        if "url" in body and "from_task" in body:
+            raise _invalid("give exactly one of url or from_task")
+        if "url" in body and not _is_http_url(body["url"]):
+            raise _invalid("url must be the http(s) URL of a video")
+        if "from_task" in body:
+            source = self.tasks.get(body["from_task"]) if isinstance(body["from_task"], str) else None
+            if source is None or source.kind != "video" or self.status_of(source)[0] != "completed":
+                raise _invalid(f"from_task must name a completed video task, got {json.dumps(body['from_task'])}")
+
+    def _find(self, task_id: str, kind: TaskKind) -> SandboxTask:
+        task = self.tasks.get(task_id)
+        if task is None or task.kind != kind:
+            raise _task_not_found()
+        return task
+
+    # HTTP layer
+
+    def build_app(self) -> ASGIApp:
+        """The Starlette app serving the simulation; errors answer with the gateway's envelope."""
+        return Starlette(
+            routes=[
+                Route("/v1/videos/generations", self._create_endpoint, methods=["POST"]),
+                Route("/v1/videos/generations/{task_id}", self._video_status_endpoint, methods=["GET"]),
+                Route("/v1/characters_tasks/{task_id}", self._character_status_endpoint, methods=["GET"]),
+                Route("/v1/videos/{task_id}/remix", self._remix_endpoint, methods=["POST"]),
+                Route("/files/{name}", self._file_endpoint, methods=["GET"]),
+            ],
+            exception_handlers={SandboxError: _error_response, HTTPException: _error_response},
+        )
+
+    async def _create_endpoint(self, request: Request) -> Response:
+        self._authorize(request)
+        return JSONResponse(self.create(await _json_body(request)))
+
+    async def _remix_endpoint(self, request: Request) -> Response:
+        self._authorize(request)
+        return JSONResponse(self.remix(request.path_params["task_id"], await _json_body(request)))
+
+    async def _video_status_endpoint(self, request: Request) -> Response:
+        self._authorize(request)
+        return JSONResponse(self.video_status(request.path_params["task_id"], self._media_base(request)))
+
+    async def _character_status_endpoint(self, request: Request) -> Response:
+        self._authorize(request)
+        return JSONResponse(self.character_status(request.path_params["task_id"], self._media_base(request)))
+
+    async def _file_endpoint(self, request: Request) -> Response:
+        task_id, _, suffix = request.path_params["name"].rpartition(".")
+        if suffix == "mp4" or suffix == "jpg":
+            return Response(self.media(task_id, suffix), media_type=_MEDIA_TYPES[suffix])
+        raise SandboxError(404, "File not found", "not_found_error")
+
+    def _authorize(self, request: Request) -> None:
+        if self.api_key is None:
+            return
+        given = request.headers.get("authorization", "").encode()
+        if not secrets.compare_digest(given, f"Bearer {self.api_key}".encode()):
+            raise SandboxError(401, "Authentication failed, please check your API key", "authentication_error")
+
+    def _media_base(self, request: Request) -> str:
+        return self.public_url or str(request.base_url).rstrip("/")
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise _invalid("request body must be valid JSON") from None
+
+
+async def _error_response(request: Request, exc: Exception) -> Response:
+    """Answer a `SandboxError` or a routing miss (Starlette's 404 or 405) with the error envelope."""
+    if isinstance(exc, HTTPException):
+        exc = SandboxError(
+            exc.status_code, f"Invalid URL ({request.method} {request.url.path})", "invalid_request_error"
+        )
+    assert isinstance(exc, SandboxError)
+    return JSONResponse(exc.envelope(), status_code=exc.status)
+
+
+# Validation of request bodies
+
+
+def _check_model(body: JSON) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or model not in _MODELS:
+        raise _invalid(f"model must be one of {', '.join(_MODELS)}, got {json.dumps(model)}")
+    return model
+
+
+def _check_prompt(body: JSON, missing: str) -> str:
+    if "prompt" not in body:
+        raise _invalid(missing)
+    prompt = body["prompt"]
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise _invalid("prompt must be a non-empty string")
+    return prompt
+
+
+def _check_duration(body: JSON, model: str, allowed: dict[str, tuple[int, ...]]) -> None:
+    duration = body.get("duration")
+    if duration is None:
+        return
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        raise _invalid(f"duration must be an integer number of seconds, got {json.dumps(duration)}")
+    if duration not in allowed[model]:
+        choices = ", ".join(map(str, allowed[model]))
+        raise _invalid(f"duration for {model} must be one of {choices}, got {duration}")
+
+
+def _check_size(body: JSON) -> None:
+    size = body.get("size")
+    if size is not None and size not in _SIZES:
+        raise _invalid(f"size must be one of {', '.join(_SIZES)}, got {json.dumps(size)}")
+
+
+def _check_images(body: JSON) -> None:
+    images = body.get("images")
+    if images is None:
+        return
+    if not isinstance(images, list):
+        raise _invalid("images must be a list of image URLs or base64 data URIs")
+    for index, image in enumerate(images):
+        if not (_is_http_url(image) or (isinstance(image, str) and _DATA_IMAGE.fullmatch(image))):
+            raise _invalid(f"images[{index}] must be an http(s) URL or a data:image/...;base64,... URI")
+
+
+def _check_metadata(body: JSON) -> None:
+    metadata = body.get("metadata")
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise _invalid("metadata must be an object")
+    style = metadata.get("style")
+    if style is not None and style not in _STYLES:
+        raise _invalid(f"metadata.style must be one of {', '.join(_STYLES)}, got {json.dumps(style)}")
+    for flag in _METADATA_FLAGS:
+        if metadata.get(flag) is not None and not isinstance(metadata[flag], bool):
+            raise _invalid(f"metadata.{flag} must be a boolean")
+
+
+def _check_timestamps(value: Any) -> None:
+    malformed = _invalid('timestamps must be "start,end" in seconds, e.g. "1,3"')
+    if not isinstance(value, str):
+        raise malformed
+    try:
+        start, end = (float(part) for part in value.split(","))
+    except ValueError:
+        raise malformed from None
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise malformed
+    if start < 0:
+        raise _invalid("timestamps start must not be negative")
+    if end <= start:
+        raise _invalid("timestamps end must be after start")
+    if not 1 <= end - start <= 3:
+        raise _invalid("timestamps range must be between 1-3 seconds")
+
+
+def _is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    url = urlsplit(value)
+    return url.scheme in ("http", "https") and bool(url.netloc)
+
+
+# Identifiers and media
+
+
+def _ulid(now: float) -> str:
+    """26 Crockford base32 characters: 48 bits of milliseconds, then 80 random bits, like a ULID."""
+    ms = int(now * 1000)
+    stamp = "".join(_CROCKFORD[(ms >> shift) & 31] for shift in range(45, -1, -5))
+    return stamp + "".join(secrets.choice(_CROCKFORD) for _ in range(16))
+
+
+def _new_character() -> JSON:
+    name = secrets.choice(_CHARACTER_NAMES)
+    prefix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(8))
+    return {
+        "id": f"ch_{secrets.token_hex(16)}",
+        "display_name": name,
+        "username": f"{prefix}.{name.lower().replace(' ', '_')[:10]}",
+    }
+
+
+@cache
+def _asset(name: str) -> bytes:
+    return resources.files("sora_mcp").joinpath("assets", name).read_bytes()
+
+
+# Serving
+
+
+@asynccontextmanager
+async def serve_app(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn in the current event loop; yield its base URL.
+
+    Safe inside a stdio MCP server: uvicorn configures no logging, writes no access log and
+    installs no signal handlers. Port 0 picks a free port. Shuts down on exit.
+    """
+    import uvicorn  # only sandbox mode and tests pay for importing the server
+
+    class EmbeddedServer(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield  # the host application owns the signals
+
+    # No websockets (nothing to import), and at most 2 s for open requests to finish on exit.
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", ws="none", timeout_graceful_shutdown=2
+    )
+    server = EmbeddedServer(config)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.create_server((host, port), family=family) as sock:
+        bound_port = sock.getsockname()[1]
+        url = f"http://[{host}]:{bound_port}" if family == socket.AF_INET6 else f"http://{host}:{bound_port}"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            try:
+                yield url
+            finally:
+                server.should_exit = True
+
+
+@asynccontextmanager
+async def serve_sandbox(
+    gateway: SandboxGateway | None = None, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve a sandbox gateway (a new one by default) on loopback; yield its base URL.
+
+    The URL also becomes the gateway's `public_url`, so media links point at this server.
+    """
+    if gateway is None:
+        gateway = SandboxGateway()
+    async with serve_app(gateway.app, host=host, port=port) as url:
+        gateway.public_url = url
+        yield url
