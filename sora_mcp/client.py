@@ -31,6 +31,7 @@ from sora_mcp.errors import (
     NotFoundError,
     RateLimitError,
     ServerError,
+    SoraError,
     make_status_error,
 )
 from sora_mcp.models import CharacterRequest, Task, TaskKind, VideoRequest, parse_task, with_guidance
@@ -51,8 +52,8 @@ HEARTBEAT_SECONDS = 2.0
 KNOWN_KINDS_LIMIT = 4096
 
 RetryPolicy = Literal["read", "create"]
-ProgressCallback = Callable[[Task, float], Awaitable[None]]
-"""Called during a wait with the latest task and the seconds waited so far."""
+ProgressCallback = Callable[[Task | None, float], Awaitable[None]]
+"""Called during a wait with the latest task (None before the first answer) and the seconds waited so far."""
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
@@ -110,7 +111,6 @@ class SoraClient:
         self._http = http_client or httpx2.AsyncClient(
             timeout=httpx2.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
             limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
         self._known_kinds: OrderedDict[str, TaskKind] = OrderedDict()
 
@@ -163,13 +163,15 @@ class SoraClient:
 
         Polls start about a second apart and back off to ``SORA_POLL_INTERVAL``, sooner when the gateway's
         ``estimated_time`` says the end is near. ``on_progress`` runs beside the polls, at least every 2 s even
-        while a slow poll is in flight. A transient gateway failure after the first read ends the wait early with
-        the last known state (its hint says so) instead of failing the call. Cancellation propagates.
+        while a slow request is in flight (with ``None`` until the first read answers). A transient gateway
+        failure after the first read ends the wait early with the last known state (its hint says so) instead
+        of failing the call. Errors of the first read propagate, and so does cancellation.
         """
+        if wait_seconds <= 0:
+            return await self.get_task(task_id)
         started = anyio.current_time()
-        latest = [await self.get_task(task_id)]
-        if latest[0].is_terminal or wait_seconds <= 0:
-            return latest[0]
+        latest: list[Task | None] = [None]
+        first_read_error: SoraError | None = None
 
         async def heartbeat(report: ProgressCallback) -> None:
             while True:
@@ -179,18 +181,27 @@ class SoraClient:
         async with anyio.create_task_group() as group:
             if on_progress is not None:
                 group.start_soon(heartbeat, on_progress)
-            with anyio.move_on_after(wait_seconds - (anyio.current_time() - started)):
-                await self._poll_until_terminal(task_id, latest)
+            try:
+                latest[0] = await self.get_task(task_id)
+            except SoraError as exc:  # re-raised below, unwrapped from the task group
+                first_read_error = exc
+            else:
+                with anyio.move_on_after(wait_seconds - (anyio.current_time() - started)):
+                    await self._poll_until_terminal(task_id, latest)
             group.cancel_scope.cancel()
+        if first_read_error is not None:
+            raise first_read_error
+        task = latest[0]
+        assert task is not None
         if on_progress is not None:
-            await on_progress(latest[0], anyio.current_time() - started)
-        return latest[0]
+            await on_progress(task, anyio.current_time() - started)
+        return task
 
-    async def _poll_until_terminal(self, task_id: str, latest: list[Task]) -> None:
+    async def _poll_until_terminal(self, task_id: str, latest: list[Task | None]) -> None:
         """Keep ``latest[0]`` fresh until the task is finished or a transient failure stops the polling."""
         delay = min(FIRST_POLL_SECONDS, self._settings.poll_interval)
-        while not latest[0].is_terminal:
-            eta = latest[0].eta_seconds
+        while (task := latest[0]) is not None and not task.is_terminal:
+            eta = task.eta_seconds
             if eta is not None:
                 delay = max(delay, eta / 3)
             delay = min(delay, self._settings.poll_interval)
@@ -199,7 +210,6 @@ class SoraClient:
                 latest[0] = await self.get_task(task_id)
             except (APIConnectionError, APIResponseError, RateLimitError, ServerError) as exc:
                 logger.warning("Poll of %s failed during a wait: %s", task_id, exc)
-                task = latest[0]
                 latest[0] = task.model_copy(update={"hint": f"The last poll failed ({exc}). " + task.hint})
                 return
             delay *= POLL_GROWTH
@@ -237,19 +247,21 @@ class SoraClient:
         self._remember(task_id, kind)
         return self._guide(task)
 
-    def _auth_headers(self) -> dict[str, str]:
+    def _request_headers(self) -> dict[str, str]:
+        """Per-request headers, so an injected ``http_client`` sends them too."""
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         key = self._settings.api_key
-        if key is None:
-            if self._sandbox:
-                return {}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key.get_secret_value()}"
+        elif not self._sandbox:
             raise MissingAPIKeyError()
-        return {"Authorization": f"Bearer {key.get_secret_value()}"}
+        return headers
 
     async def _send(
         self, method: str, path: str, *, json: dict[str, Any] | None = None, policy: RetryPolicy
     ) -> dict[str, Any]:
         """One gateway call with the retry rule of ``policy``; returns the JSON object of a 2xx answer."""
-        headers = self._auth_headers()
+        headers = self._request_headers()
         url = self._base_url + path
         attempt = 0
         while True:

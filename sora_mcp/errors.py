@@ -78,7 +78,8 @@ class APIResponseError(APIError):
 
 
 class APIStatusError(APIError):
-    """The gateway answered with a non-2xx status."""
+    """The gateway answered with a non-2xx status. ``str()`` is ``HTTP <status>: <message>``; ``message`` is the
+    gateway's own text."""
 
     status_code: int
 
@@ -93,7 +94,7 @@ class APIStatusError(APIError):
         retry_after: float | None = None,
         is_html: bool = False,
     ) -> None:
-        super().__init__(message)
+        super().__init__(f"HTTP {status_code}: {message}")
         self.message = message
         self.status_code = status_code
         self.code = code

@@ -248,13 +248,14 @@ def build_server(
                 return task_result(await sora.get_task(task_id))
             last_reported = -1.0
 
-            async def report(task: Task, waited: float) -> None:
+            async def report(task: Task | None, waited: float) -> None:
                 nonlocal last_reported
                 # Progress must strictly increase (spec), even while the gateway's figure stands still.
-                value = float(task.progress) if task.progress > last_reported else round(last_reported + 0.01, 2)
+                progress = task.progress if task else 0
+                value = float(progress) if progress > last_reported else round(last_reported + 0.01, 2)
                 last_reported = value
-                message = f"{task.status} {task.progress}% (waited {waited:.0f}s of {wait_seconds}s)"
-                await ctx.report_progress(value, 100, message)
+                state = f"{task.status} {progress}%" if task else "asking the gateway"
+                await ctx.report_progress(value, 100, f"{state} (waited {waited:.0f}s of {wait_seconds}s)")
 
             return task_result(await sora.wait_for_task(task_id, wait_seconds=wait_seconds, on_progress=report))
 

@@ -1,9 +1,74 @@
-"""Shared pytest configuration."""
+"""Shared pytest fixtures: a fake gateway (in memory through ASGITransport), settings without delays, clients."""
 
+from collections.abc import AsyncIterator
+
+import httpx2
 import pytest
+from fake_gateway import FakeGateway
+from mcp import Client
+from mcp.server import MCPServer
+
+from sora_mcp.client import SoraClient
+from sora_mcp.config import Settings
+from sora_mcp.server import AppState, build_server
+
+API_KEY = "sk-test-0123456789abcdef"
+GATEWAY_URL = "http://gateway.test"
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     """Run anyio tests on asyncio only."""
     return "asyncio"
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for tests: a key, the fake's URL, no back-off, fast polls, short timeouts."""
+    values: dict[str, object] = {
+        "api_key": API_KEY,
+        "base_url": GATEWAY_URL,
+        "max_retries": 2,
+        "retry_backoff": 0,
+        "poll_interval": 0.02,
+        "timeout": 5,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]  # test helper: keyword overrides of any field
+
+
+@pytest.fixture
+def fake() -> FakeGateway:
+    """A fake gateway that requires API_KEY; tasks complete 0.3 s (video) / 0.2 s (character) after creation."""
+    return FakeGateway(api_key=API_KEY, video_seconds=0.3, character_seconds=0.2)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def http_client(fake: FakeGateway) -> AsyncIterator[httpx2.AsyncClient]:
+    """An httpx2 client wired to the fake gateway in memory."""
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=fake.build_app())) as http:
+        yield http
+
+
+@pytest.fixture
+async def sora(settings: Settings, http_client: httpx2.AsyncClient) -> AsyncIterator[SoraClient]:
+    """The gateway client under test, talking to the in-memory fake."""
+    async with SoraClient(settings, http_client=http_client) as client:
+        yield client
+
+
+@pytest.fixture
+def server(settings: Settings, http_client: httpx2.AsyncClient) -> MCPServer[AppState]:
+    """The MCP server under test, its gateway client talking to the in-memory fake."""
+    return build_server(settings, http_client=http_client)
+
+
+@pytest.fixture(params=["auto", "legacy"])
+async def mcp_client(request: pytest.FixtureRequest, server: MCPServer[AppState]) -> AsyncIterator[Client]:
+    """The official MCP client in memory, in both protocol eras (2026-07-28 and the 2025-11-25 handshake)."""
+    async with Client(server, mode=request.param) as client:
+        yield client
