@@ -6,6 +6,7 @@ retried only when the gateway surely did not receive it (no connection was made,
 second POST after a lost answer could create, and bill, a second task.
 """
 
+import json
 import logging
 import random
 import time
@@ -113,6 +114,7 @@ class SoraClient:
             limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
         )
         self._known_kinds: OrderedDict[str, TaskKind] = OrderedDict()
+        self._secret = settings.api_key.get_secret_value() if settings.api_key else None
 
     async def __aenter__(self) -> Self:
         return self
@@ -227,7 +229,7 @@ class SoraClient:
 
     async def _create(self, payload: dict[str, Any], kind: TaskKind) -> Task:
         try:
-            raw = await self._send("POST", CREATE_PATH, json=payload, policy="create")
+            raw = await self._send("POST", CREATE_PATH, body=payload, policy="create")
         except (APIConnectionError, APIResponseError) as exc:
             if isinstance(exc, APIResponseError) or exc.request_sent:
                 raise CreateOutcomeUnknownError(kind, exc) from exc
@@ -258,7 +260,7 @@ class SoraClient:
         return headers
 
     async def _send(
-        self, method: str, path: str, *, json: dict[str, Any] | None = None, policy: RetryPolicy
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, policy: RetryPolicy
     ) -> dict[str, Any]:
         """One gateway call with the retry rule of ``policy``; returns the JSON object of a 2xx answer."""
         headers = self._request_headers()
@@ -266,7 +268,7 @@ class SoraClient:
         attempt = 0
         while True:
             try:
-                return await self._attempt(method, url, json=json, headers=headers)
+                return await self._attempt(method, url, body=body, headers=headers)
             except APIError as exc:
                 retryable, retry_after = _retry_decision(exc, policy)
                 if not retryable or attempt >= self._settings.max_retries:
@@ -279,10 +281,10 @@ class SoraClient:
                 await anyio.sleep(delay)
 
     async def _attempt(
-        self, method: str, url: str, *, json: dict[str, Any] | None, headers: dict[str, str]
+        self, method: str, url: str, *, body: dict[str, Any] | None, headers: dict[str, str]
     ) -> dict[str, Any]:
         try:
-            response = await self._http.request(method, url, json=json, headers=headers)
+            response = await self._http.request(method, url, json=body, headers=headers)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
             raise APIConnectionError(
                 f"could not connect to the gateway at {self._base_url} ({_describe_transport(exc)})", request_sent=False
@@ -295,7 +297,7 @@ class SoraClient:
             raise APIConnectionError(
                 f"the connection to the gateway broke ({_describe_transport(exc)})", request_sent=True
             ) from None
-        return _read_json(response, self._clock())
+        return _read_json(response, self._clock(), secret=self._secret)
 
 
 def _describe_transport(exc: Exception) -> str:
@@ -303,15 +305,21 @@ def _describe_transport(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _read_json(response: httpx2.Response, now: float) -> dict[str, Any]:
-    """The JSON object of a 2xx answer, or the typed error for anything else."""
+def _read_json(response: httpx2.Response, now: float, *, secret: str | None = None) -> dict[str, Any]:
+    """The JSON object of a 2xx answer, or the typed error for anything else.
+
+    A gateway that echoes the API key (``Invalid API key sk-...``) has it masked here, before any error, log line
+    or hint can carry it.
+    """
     content_type = response.headers.get("content-type", "").lower()
     text = response.text
+    if secret and secret in text:
+        text = text.replace(secret, "***")
     is_html = "html" in content_type or text.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
     body: Any = None
     if not is_html and text.strip():
         try:
-            body = response.json()
+            body = json.loads(text)
         except ValueError:
             body = None
     if not response.is_success:

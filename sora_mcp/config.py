@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     sandbox: bool = False
     """Serve the tools against the built-in simulated gateway: no key, no network, no cost."""
 
+    sandbox_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 8.0
+    """How long a sandbox video takes to render, in seconds (a character takes half as long)."""
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:

@@ -119,9 +119,13 @@ def build_server(
         async with AsyncExitStack() as stack:
             base_url = None
             if settings.sandbox:
-                from sora_mcp.sandbox import serve_sandbox  # only sandbox runs pay for the simulator's imports
+                # Only sandbox runs pay for the simulator's imports.
+                from sora_mcp.sandbox import SandboxGateway, serve_sandbox
 
-                base_url = await stack.enter_async_context(serve_sandbox())
+                gateway = SandboxGateway(
+                    video_seconds=settings.sandbox_seconds, character_seconds=settings.sandbox_seconds / 2
+                )
+                base_url = await stack.enter_async_context(serve_sandbox(gateway))
                 logger.info("Sandbox gateway at %s: simulated tasks, nothing is billed", base_url)
             sora = await stack.enter_async_context(
                 SoraClient(settings, http_client=http_client, base_url=base_url, sandbox=settings.sandbox, clock=clock)
@@ -337,11 +341,11 @@ def describe_error(exc: SoraError, *, task_id: str | None = None) -> str:
             return f"The gateway failed ({detail}), also on retry. Try again in a minute.{nothing}"
         return f"The gateway refused the request ({detail}).{nothing}"
     if isinstance(exc, APITimeoutError):
-        return f"{_cause(exc).capitalize()}, also on retry. Try again shortly; raise SORA_TIMEOUT if it persists."
+        return f"{_sentence(_cause(exc))}, also on retry. Try again shortly; raise SORA_TIMEOUT if it persists."
     if isinstance(exc, APIConnectionError):
-        return f"{_cause(exc).capitalize()}. Check the network connection and SORA_BASE_URL, then try again."
+        return f"{_sentence(_cause(exc))}. Check the network connection and SORA_BASE_URL, then try again."
     if isinstance(exc, APIResponseError):
-        return f"{_cause(exc).capitalize()}, also on retry: the gateway may be failing. Try again in a minute."
+        return f"{_sentence(_cause(exc))}, also on retry: the gateway may be failing. Try again in a minute."
     return str(exc)
 
 
@@ -354,3 +358,8 @@ def _status_detail(exc: APIStatusError) -> str:
 
 def _cause(exc: Exception) -> str:
     return _status_detail(exc) if isinstance(exc, APIStatusError) else str(exc)
+
+
+def _sentence(text: str) -> str:
+    """``text`` with its first letter upper-cased; unlike ``str.capitalize`` it keeps "HTTP", URLs, class names."""
+    return text[:1].upper() + text[1:]
