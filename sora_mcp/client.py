@@ -164,10 +164,11 @@ class SoraClient:
         """Poll until the task is finished or ``wait_seconds`` have passed, and return its latest state.
 
         Polls start about a second apart and back off to ``SORA_POLL_INTERVAL``, sooner when the gateway's
-        ``estimated_time`` says the end is near. ``on_progress`` runs beside the polls, at least every 2 s even
-        while a slow request is in flight (with ``None`` until the first read answers). A transient gateway
-        failure after the first read ends the wait early with the last known state (its hint says so) instead
-        of failing the call. Errors of the first read propagate, and so does cancellation.
+        ``estimated_time`` says the end is near. ``on_progress`` is called with the first answer, then beside
+        the polls at least every 2 s, even while a slow request is in flight (with ``None`` until the first
+        answer). A transient gateway failure after the first read ends the wait early with the last known state
+        (its hint says so) instead of failing the call. Errors of the first read propagate, and so does
+        cancellation.
         """
         if wait_seconds <= 0:
             return await self.get_task(task_id)
@@ -177,8 +178,8 @@ class SoraClient:
 
         async def heartbeat(report: ProgressCallback) -> None:
             while True:
-                await report(latest[0], anyio.current_time() - started)
                 await anyio.sleep(HEARTBEAT_SECONDS)
+                await report(latest[0], anyio.current_time() - started)
 
         async with anyio.create_task_group() as group:
             if on_progress is not None:
@@ -188,6 +189,8 @@ class SoraClient:
             except SoraError as exc:  # re-raised below, unwrapped from the task group
                 first_read_error = exc
             else:
+                if on_progress is not None:
+                    await on_progress(latest[0], anyio.current_time() - started)
                 with anyio.move_on_after(wait_seconds - (anyio.current_time() - started)):
                     await self._poll_until_terminal(task_id, latest)
             group.cancel_scope.cancel()

@@ -5,6 +5,7 @@ errors are turned into tool errors in exactly one place, :func:`tool_errors`, wi
 act on. Nothing happens at import time: no environment reads, no sockets.
 """
 
+import inspect
 import json
 import logging
 import time
@@ -17,7 +18,7 @@ import httpx2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
 from pydantic import AfterValidator, Field, ValidationError
 
 from sora_mcp import __version__
@@ -97,6 +98,35 @@ TaskId = Annotated[
 ]
 
 
+class SoraMCPServer(MCPServer[AppState]):
+    """``MCPServer`` whose tool descriptions are the tools' docstrings with their indentation removed.
+
+    Python before 3.13 keeps a docstring's source indentation, which would reach the calling model verbatim.
+    """
+
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        super().add_tool(
+            fn,
+            name=name,
+            title=title,
+            description=description or inspect.cleandoc(fn.__doc__ or ""),
+            annotations=annotations,
+            icons=icons,
+            meta=meta,
+            structured_output=structured_output,
+        )
+
+
 def build_server(
     settings: Settings,
     *,
@@ -132,7 +162,7 @@ def build_server(
             )
             yield AppState(client=sora)
 
-    server: MCPServer[AppState] = MCPServer(
+    server = SoraMCPServer(
         SERVER_NAME,
         title="Sora video generation",
         version=__version__,
