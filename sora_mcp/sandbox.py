@@ -489,6 +489,9 @@ async def serve_app(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> 
     server = EmbeddedServer(config)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.create_server((host, port), family=family) as sock:
+        # uvicorn leaves pre-bound sockets without TCP_NODELAY (accepted ones inherit it from here); without
+        # it every response waits ~40 ms for a delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         bound_port = sock.getsockname()[1]
         url = f"http://[{host}]:{bound_port}" if family == socket.AF_INET6 else f"http://{host}:{bound_port}"
         async with anyio.create_task_group() as tg:
