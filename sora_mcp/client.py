@@ -142,9 +142,11 @@ class SoraClient:
         """Submit a character task (poll it at ``/v1/characters_tasks``)."""
         return await self._create(request.to_payload(), "character")
 
-    async def get_task(self, task_id: str) -> Task:
-        """Read a task, finding its endpoint when this process did not create it (video first, then character)."""
-        known = self._known_kinds.get(task_id)
+    async def get_task(self, task_id: str, *, kind: TaskKind | None = None) -> Task:
+        """Read a task. ``kind`` picks its endpoint when the caller knows it (a journal, say); otherwise the kind
+        this client saw is used, and for a task it never saw the video endpoint is tried, then the character one.
+        """
+        known = kind or self._known_kinds.get(task_id)
         kinds: tuple[TaskKind, ...] = (known,) if known else ("video", "character")
         for index, kind in enumerate(kinds):
             try:
@@ -159,7 +161,12 @@ class SoraClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def wait_for_task(
-        self, task_id: str, *, wait_seconds: float, on_progress: ProgressCallback | None = None
+        self,
+        task_id: str,
+        *,
+        wait_seconds: float,
+        on_progress: ProgressCallback | None = None,
+        kind: TaskKind | None = None,
     ) -> Task:
         """Poll until the task is finished or ``wait_seconds`` have passed, and return its latest state.
 
@@ -168,10 +175,10 @@ class SoraClient:
         the polls at least every 2 s, even while a slow request is in flight (with ``None`` until the first
         answer). A transient gateway failure after the first read ends the wait early with the last known state
         (its hint says so) instead of failing the call. Errors of the first read propagate, and so does
-        cancellation.
+        cancellation. ``kind`` is as in :meth:`get_task`.
         """
         if wait_seconds <= 0:
-            return await self.get_task(task_id)
+            return await self.get_task(task_id, kind=kind)
         started = anyio.current_time()
         latest: list[Task | None] = [None]
         first_read_error: SoraError | None = None
@@ -185,7 +192,7 @@ class SoraClient:
             if on_progress is not None:
                 group.start_soon(heartbeat, on_progress)
             try:
-                latest[0] = await self.get_task(task_id)
+                latest[0] = await self.get_task(task_id, kind=kind)
             except SoraError as exc:  # re-raised below, unwrapped from the task group
                 first_read_error = exc
             else:

@@ -5,6 +5,7 @@ in step. Invalid values stop the server before it serves anything, with a messag
 (:func:`describe_settings_error`).
 """
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -43,6 +44,12 @@ class Settings(BaseSettings):
     sandbox_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 8.0
     """How long a sandbox video takes to render, in seconds (a character takes half as long)."""
 
+    state_dir: Path | None = None
+    """Directory of the task journal (``journal.sqlite3``); unset means the platform's user state directory."""
+
+    duplicate_window: Annotated[float, Field(ge=0, le=86_400)] = 600.0
+    """Seconds during which a create with the same arguments returns the earlier task instead; 0 turns it off."""
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
@@ -52,6 +59,21 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://dashlyai.cc")
         if any(c.isspace() for c in value):
             raise ValueError("must not contain spaces")
+        return value
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _expand_state_dir(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+        if isinstance(value, str | Path):
+            value = Path(value).expanduser()
+            if not value.is_absolute():
+                raise ValueError(
+                    "must be an absolute path (an MCP client starts servers in an unpredictable directory)"
+                )
         return value
 
     @field_validator("api_key")

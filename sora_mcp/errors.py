@@ -5,6 +5,7 @@
     SoraError
     ├── MissingAPIKeyError            no SORA_API_KEY configured
     ├── InvalidArgumentError          a request we refuse to send (field + allowed values)
+    ├── JournalError                  the task journal (SQLite) cannot be opened, read or written
     └── APIError                      anything the gateway (or the way to it) did wrong
         ├── APIConnectionError        no HTTP answer; ``request_sent`` says whether it may have arrived
         │   └── APITimeoutError
@@ -50,6 +51,14 @@ class InvalidArgumentError(SoraError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class JournalError(SoraError):
+    """The task journal cannot be used. The message names the file, the reason and the fix."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class APIError(SoraError):
@@ -146,6 +155,8 @@ class CreateOutcomeUnknownError(APIError):
         super().__init__(f"{kind} task outcome unknown: {cause}")
         self.kind = kind
         self.cause = cause
+        self.journaled = False
+        """Set by the task service once the task journal holds the submission (``list_tasks`` shows it)."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -257,12 +257,12 @@ class Task(BaseModel):
 
     model_config = ConfigDict(use_attribute_docstrings=True)
 
-    task_id: str
-    """Id to pass to get_task."""
+    task_id: str | None = None
+    """Id to pass to get_task; absent only when ``outcome_unknown`` (the gateway's answer never arrived)."""
     kind: TaskKind
     """``video`` or ``character``."""
     status: TaskStatus
-    """queued, in_progress, completed, failed; ``unknown`` when the gateway used a word we do not know."""
+    """queued, in_progress, completed, failed; ``unknown`` for a word we do not know or an unknown outcome."""
     progress: Annotated[int, Field(ge=0, le=100)] = 0
     """0-100."""
     model: str | None = None
@@ -291,6 +291,14 @@ class Task(BaseModel):
     """What to do next, in one sentence."""
     sandbox: bool | None = None
     """True when the task comes from the built-in sandbox (simulated, nothing billed)."""
+    prompt: str | None = None
+    """The prompt of the request (list_tasks and task resources)."""
+    submitted_at: int | None = None
+    """Unix seconds when this server sent the create request (list_tasks and task resources)."""
+    outcome_unknown: bool | None = None
+    """True when a create was sent but its answer never arrived: a task may exist, and be billed, without an id."""
+    reused: bool | None = None
+    """True when create returned this earlier identical request instead of creating (and billing) another."""
 
     @property
     def is_terminal(self) -> bool:
@@ -416,7 +424,7 @@ def parse_task(raw: Mapping[str, Any], kind: TaskKind, *, now: float, task_id: s
         eta = max(0, int(created_at + estimated - now)) if created_at is not None else estimated
     fail_reason = raw.get("error") or raw.get("fail_reason")
     return Task(
-        task_id=_str_or_none(raw.get("id")) or _str_or_none(raw.get("task_id")) or task_id or "",
+        task_id=_str_or_none(raw.get("id")) or _str_or_none(raw.get("task_id")) or task_id,
         kind=kind,
         status=status,
         progress=progress,
@@ -459,14 +467,15 @@ def suggest_next_poll(task: Task, now: float) -> int | None:
     return int(max(MIN_POLL_SECONDS, min(MAX_POLL_SECONDS, remaining)))
 
 
-def _utc(timestamp: int) -> str:
+def format_utc(timestamp: float) -> str:
+    """``2026-01-15 08:48 UTC``: a time for hints, unambiguous in every time zone."""
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def describe_next_step(task: Task) -> str:
     """The one-sentence ``hint`` telling the calling model what to do next."""
     if task.status == "completed" and task.kind == "video":
-        keep = f" The URL expires at {_utc(task.expires_at)}" if task.expires_at else " Result URLs expire (24 h)"
+        keep = f" The URL expires at {format_utc(task.expires_at)}" if task.expires_at else " Result URLs expire (24 h)"
         return (
             "The video is ready: give the user video_url." + keep + ", so download it before then if the user "
             "wants to keep the file."

@@ -1,8 +1,10 @@
 """MCP wiring: ``build_server(settings)`` returns an ``MCPServer`` whose tools proxy the gateway.
 
-Tools take flat, schema-validated arguments, call ``SoraClient``, and return one structured ``Task``. Client
-errors are turned into tool errors in exactly one place, :func:`tool_errors`, with text the calling model can
-act on. Nothing happens at import time: no environment reads, no sockets.
+Tools take flat, schema-validated arguments, call the ``TaskService`` (the gateway client plus the task journal,
+``tasks.py``), and return one structured ``Task`` (``list_tasks``: a list of them). Errors are turned into tool
+errors in exactly one place, :func:`tool_errors`, with text the calling model can act on. Resources
+``task://{task_id}`` and ``tasks://recent`` serve the same ``Task`` JSON. Nothing happens at import time: no
+environment reads, no sockets, no files.
 """
 
 import inspect
@@ -17,9 +19,9 @@ from typing import Annotated, Any, TypeVar
 import httpx2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
@@ -33,6 +35,7 @@ from sora_mcp.errors import (
     BadRequestError,
     ContentPolicyError,
     CreateOutcomeUnknownError,
+    JournalError,
     MissingAPIKeyError,
     NotFoundError,
     PaymentRequiredError,
@@ -41,6 +44,7 @@ from sora_mcp.errors import (
     ServerError,
     SoraError,
 )
+from sora_mcp.journal import Journal, journal_path
 from sora_mcp.models import (
     TASK_ID_PATTERN,
     AspectRatio,
@@ -48,16 +52,21 @@ from sora_mcp.models import (
     Duration,
     Style,
     Task,
+    TaskKind,
+    TaskStatus,
     VideoModel,
     VideoRequest,
     check_task_id,
     describe_validation_error,
 )
+from sora_mcp.tasks import TaskBook, TaskService
 
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "sora-mcp"
 MAX_WAIT_SECONDS = 50
+MAX_LIST_LIMIT = 100
+RECENT_LIMIT = 20
 
 INSTRUCTIONS = """\
 Make videos with the Sora-2 models. Creating costs the user real money and takes minutes, so:
@@ -67,14 +76,27 @@ Make videos with the Sora-2 models. Creating costs the user real money and takes
    server and reports progress. Follow the result's "hint".
 3. Give the user video_url (it expires, about 24 h) or the character's "@username" mention, which casts the
    character when written into a create_video prompt.
-Never create a task again because a call timed out or a task is slow: poll the task_id you have."""
+Never create a task again because a call timed out or a task is slow: poll the task_id you have. Lost a task_id
+(new chat, timeout, restart)? list_tasks shows every task this server created, newest first. An identical create
+within minutes returns the earlier task ("reused": true) instead of paying twice."""
 
 
 @dataclass
 class AppState:
     """What every tool call can reach through ``ctx.request_context.lifespan_context``."""
 
-    client: SoraClient
+    tasks: TaskService
+
+    @property
+    def client(self) -> SoraClient:
+        return self.tasks.client
+
+
+class TaskList(BaseModel):
+    """Tasks from the journal, newest first."""
+
+    tasks: list[Task]
+    """Each with its last known state; submissions whose outcome is unknown have no task_id."""
 
 
 ToolContext = Context[AppState, Any]
@@ -85,6 +107,14 @@ CREATE_ANNOTATIONS = ToolAnnotations(
 READ_ANNOTATIONS = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
+
+AllowDuplicate = Annotated[
+    bool,
+    Field(
+        description="Create a new task even though an identical request was made in the last minutes (normally "
+        "that earlier task is returned, marked reused). Costs money again: only when the user asks for another."
+    ),
+]
 
 TaskId = Annotated[
     str,
@@ -132,35 +162,34 @@ def build_server(
     *,
     http_client: httpx2.AsyncClient | None = None,
     client: SoraClient | None = None,
+    journal: Journal | None = None,
     clock: Callable[[], float] = time.time,
 ) -> MCPServer[AppState]:
     """Create the MCP server.
 
     By default its lifespan opens one ``SoraClient`` (and, with ``settings.sandbox``, the simulated gateway)
     and closes it on shutdown. ``client`` hands in a process-wide client instead, which is then left open;
-    ``http_client`` is passed to a client created here (tests use ``httpx2.ASGITransport``).
+    ``http_client`` is passed to a client created here (tests use ``httpx2.ASGITransport``). The task journal
+    (``SORA_STATE_DIR``, or ``journal``) is opened at start-up; if it cannot be, a warning goes to the log and
+    the tools that need it say why, while ``get_task`` keeps working.
     """
+    journal = journal or Journal(journal_path(settings.state_dir), clock=clock)
+    book = TaskBook.for_settings(journal, settings, clock=clock)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        if client is not None:
-            yield AppState(client=client)
-            return
-        async with AsyncExitStack() as stack:
-            base_url = None
-            if settings.sandbox:
-                # Only sandbox runs pay for the simulator's imports.
-                from sora_mcp.sandbox import SandboxGateway, serve_sandbox
-
-                gateway = SandboxGateway(
-                    video_seconds=settings.sandbox_seconds, character_seconds=settings.sandbox_seconds / 2
-                )
-                base_url = await stack.enter_async_context(serve_sandbox(gateway))
-                logger.info("Sandbox gateway at %s: simulated tasks, nothing is billed", base_url)
-            sora = await stack.enter_async_context(
-                SoraClient(settings, http_client=http_client, base_url=base_url, sandbox=settings.sandbox, clock=clock)
-            )
-            yield AppState(client=sora)
+        try:
+            await journal.open()
+        except JournalError as exc:
+            logger.warning("%s Until then tasks are not recorded, and list_tasks cannot answer.", exc)
+        try:
+            if client is not None:
+                yield AppState(tasks=TaskService(client, book, duplicate_window=settings.duplicate_window))
+                return
+            async with _gateway_client(settings, http_client, clock) as sora:
+                yield AppState(tasks=TaskService(sora, book, duplicate_window=settings.duplicate_window))
+        finally:
+            await journal.close()
 
     server = SoraMCPServer(
         SERVER_NAME,
@@ -201,13 +230,16 @@ def build_server(
         ] = None,
         storyboard: Annotated[bool | None, Field(description="Storyboard mode, for finer control of shots.")] = None,
         thumbnail: Annotated[bool | None, Field(description="Also generate a thumbnail image.")] = None,
+        allow_duplicate: AllowDuplicate = False,
     ) -> Annotated[CallToolResult, Task]:
         """Start generating a video with Sora-2 from a text prompt (and optional reference images).
 
         Costs the user money: call it only when the user asks for a video, once per video. Returns at once with
         a task_id and status "queued"; rendering takes minutes. Next, call get_task(task_id, wait_seconds=50)
         until the status is "completed" (then give the user video_url) or "failed". If a call fails or times
-        out, do not simply call create_video again: the error says whether a task may already exist.
+        out, do not simply call create_video again: the error says whether a task may already exist, and
+        list_tasks shows every task created. The same request again within minutes returns the earlier task
+        ("reused": true) instead of creating another.
         """
         with tool_errors(secret):
             request = _validated(
@@ -223,7 +255,7 @@ def build_server(
                 storyboard=storyboard,
                 thumbnail=thumbnail,
             )
-            return task_result(await _client(ctx).create_video(request))
+            return task_result(await _tasks(ctx).create(request, allow_duplicate=allow_duplicate))
 
     @server.tool(title="Create a character", annotations=CREATE_ANNOTATIONS)
     async def create_character(
@@ -243,17 +275,18 @@ def build_server(
             Field(description="task_id of a video made earlier that shows the character. Give this or url."),
         ] = None,
         model: Annotated[VideoModel, Field(description="sora-2 or sora-2-pro.")] = "sora-2",
+        allow_duplicate: AllowDuplicate = False,
     ) -> Annotated[CallToolResult, Task]:
         """Create a reusable character (a "cameo") from 1-3 seconds of a video, to cast it in later videos.
 
         Costs the user money: call it only when the user asks. Give exactly one of url or from_task, plus
         timestamps. Returns a task_id at once; then call get_task(task_id, wait_seconds=50) until it is
         "completed" and read characters[].mention (like "@name"): writing that mention in a create_video prompt
-        puts the character in the video.
+        puts the character in the video. The same request again within minutes returns the earlier task.
         """
         with tool_errors(secret):
             request = _validated(CharacterRequest, timestamps=timestamps, url=url, from_task=from_task, model=model)
-            return task_result(await _client(ctx).create_character(request))
+            return task_result(await _tasks(ctx).create(request, allow_duplicate=allow_duplicate))
 
     @server.tool(title="Get task status", annotations=READ_ANNOTATIONS)
     async def get_task(
@@ -277,9 +310,9 @@ def build_server(
         failed task has error.message.
         """
         with tool_errors(secret, task_id=task_id):
-            sora = _client(ctx)
+            tasks = _tasks(ctx)
             if wait_seconds <= 0:
-                return task_result(await sora.get_task(task_id))
+                return task_result(await tasks.get_task(task_id))
             last_reported = -1.0
 
             async def report(task: Task | None, waited: float) -> None:
@@ -291,13 +324,94 @@ def build_server(
                 state = f"{task.status} {progress}%" if task else "asking the gateway"
                 await ctx.report_progress(value, 100, f"{state} (waited {waited:.0f}s of {wait_seconds}s)")
 
-            return task_result(await sora.wait_for_task(task_id, wait_seconds=wait_seconds, on_progress=report))
+            return task_result(await tasks.get_task(task_id, wait_seconds=wait_seconds, on_progress=report))
+
+    @server.tool(title="List recent tasks", annotations=READ_ANNOTATIONS)
+    async def list_tasks(
+        ctx: ToolContext,
+        limit: Annotated[
+            int, Field(ge=1, le=MAX_LIST_LIMIT, description="How many tasks to return, newest first.")
+        ] = 20,
+        kind: Annotated[TaskKind | None, Field(description="Only video or only character tasks.")] = None,
+        status: Annotated[
+            TaskStatus | None,
+            Field(description="Only tasks whose last known status is this (unknown: includes lost submissions)."),
+        ] = None,
+        refresh: Annotated[
+            bool, Field(description="Read unfinished tasks from the gateway first, instead of the last known state.")
+        ] = False,
+    ) -> Annotated[CallToolResult, TaskList]:
+        """List the tasks this server created (from any chat or process on this machine), newest first.
+
+        Free. Use it to find a task_id you lost (a new chat, a timeout, a restart) instead of creating the video
+        again, or to see what is still rendering. Each task has its last known state and a hint; a submission
+        whose outcome is unknown (outcome_unknown: true, no task_id) may have been billed without an id: tell
+        the user rather than creating it again.
+        """
+        with tool_errors(secret):
+            found = await _tasks(ctx).list_tasks(limit=limit, kind=kind, status=status, refresh=refresh)
+            return list_result(found)
+
+    @server.resource(
+        "task://{task_id}",
+        name="task",
+        title="Task",
+        description="A video or character task as JSON (the Task that get_task returns), read from the gateway; "
+        "its last known state from the journal when the gateway cannot be read.",
+        mime_type="application/json",
+    )
+    async def task_resource(task_id: str, ctx: ToolContext) -> str:
+        try:
+            checked = check_task_id(task_id)
+        except ValueError as exc:
+            raise ResourceError(f"task_id: {exc}") from None
+        try:
+            task = await _tasks(ctx).task_state(checked)
+        except SoraError as exc:
+            raise ResourceError(_redacted(describe_error(exc, task_id=checked), secret)) from exc
+        return _json(_task_data(task))
+
+    @server.resource(
+        "tasks://recent",
+        name="recent_tasks",
+        title="Recent tasks",
+        description=f"The {RECENT_LIMIT} latest tasks of the task journal, newest first, with their last known "
+        "state (the list_tasks result as JSON).",
+        mime_type="application/json",
+    )
+    async def recent_tasks() -> str:
+        try:
+            found = await book.recent(limit=RECENT_LIMIT)
+        except JournalError as exc:
+            raise ResourceError(str(exc)) from exc
+        return _json({"tasks": [_task_data(task) for task in found]})
 
     return server
 
 
-def _client(ctx: ToolContext) -> SoraClient:
-    return ctx.request_context.lifespan_context.client
+@asynccontextmanager
+async def _gateway_client(
+    settings: Settings, http_client: httpx2.AsyncClient | None, clock: Callable[[], float]
+) -> AsyncIterator[SoraClient]:
+    """A ``SoraClient`` for the lifespan, in front of the simulated gateway when ``settings.sandbox``."""
+    async with AsyncExitStack() as stack:
+        base_url = None
+        if settings.sandbox:
+            # Only sandbox runs pay for the simulator's imports.
+            from sora_mcp.sandbox import SandboxGateway, serve_sandbox
+
+            gateway = SandboxGateway(
+                video_seconds=settings.sandbox_seconds, character_seconds=settings.sandbox_seconds / 2
+            )
+            base_url = await stack.enter_async_context(serve_sandbox(gateway))
+            logger.info("Sandbox gateway at %s: simulated tasks, nothing is billed", base_url)
+        yield await stack.enter_async_context(
+            SoraClient(settings, http_client=http_client, base_url=base_url, sandbox=settings.sandbox, clock=clock)
+        )
+
+
+def _tasks(ctx: ToolContext) -> TaskService:
+    return ctx.request_context.lifespan_context.tasks
 
 
 RequestT = TypeVar("RequestT", VideoRequest, CharacterRequest)
@@ -314,11 +428,32 @@ def _validated(request_type: type[RequestT], /, **arguments: Any) -> RequestT:
 
 def task_result(task: Task) -> CallToolResult:
     """A ``Task`` as structured content plus the same compact JSON as text (for clients that show only text)."""
+    return _result(_task_data(task))
+
+
+def list_result(tasks: list[Task]) -> CallToolResult:
+    """``{"tasks": [...]}`` as structured content plus the same compact JSON as text."""
+    return _result({"tasks": [_task_data(task) for task in tasks]})
+
+
+def _task_data(task: Task) -> dict[str, Any]:
+    """A ``Task`` as compact JSON data: fields without a value, and an empty characters list, are left out."""
     data = task.model_dump(mode="json", exclude_none=True)
     if not data.get("characters"):
         data.pop("characters", None)
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+    return data
+
+
+def _result(data: dict[str, Any]) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=_json(data))], structured_content=data)
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _redacted(message: str, secret: str | None) -> str:
+    return message.replace(secret, "***") if secret else message
 
 
 @contextmanager
@@ -327,22 +462,25 @@ def tool_errors(secret: str | None, *, task_id: str | None = None) -> Iterator[N
     try:
         yield
     except SoraError as exc:
-        message = describe_error(exc, task_id=task_id)
-        if secret:
-            message = message.replace(secret, "***")
-        raise ToolError(message) from exc
+        raise ToolError(_redacted(describe_error(exc, task_id=task_id), secret)) from exc
 
 
 def describe_error(exc: SoraError, *, task_id: str | None = None) -> str:
     """The tool-error text for a client error: what happened, what it means for money, what to do next."""
     if isinstance(exc, CreateOutcomeUnknownError):
+        recorded = (
+            " The submission is recorded in the task journal: list_tasks shows it (outcome_unknown), and the same "
+            "request again within the duplicate window returns it instead of paying twice."
+            if exc.journaled
+            else ""
+        )
         return (
             f"The gateway may have created this {exc.kind} task, and may bill it, but its answer was lost "
             f"({_cause(exc.cause)}). Do not call create again right away: that could pay for a second one. Tell "
-            "the user the outcome is unknown; they can check the gateway dashboard for a new task, or decide to "
-            "try again knowingly."
+            "the user the outcome is unknown; they can check the gateway dashboard for a new task (get_task with "
+            f"its id links it to this request), or decide to try again knowingly with allow_duplicate=true.{recorded}"
         )
-    if isinstance(exc, MissingAPIKeyError):
+    if isinstance(exc, MissingAPIKeyError | JournalError):
         return str(exc)
     nothing = "" if task_id else " Nothing was created."
     if isinstance(exc, APIStatusError):

@@ -1,6 +1,7 @@
 """Shared pytest fixtures: a fake gateway (in memory through ASGITransport), settings without delays, clients."""
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -20,6 +21,14 @@ GATEWAY_URL = "http://gateway.test"
 def anyio_backend() -> str:
     """Run anyio tests on asyncio only."""
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own task journal directory (SORA_STATE_DIR), never the user's real one."""
+    directory = tmp_path / "state"
+    monkeypatch.setenv("SORA_STATE_DIR", str(directory))
+    return directory
 
 
 def make_settings(**overrides: object) -> Settings:

@@ -1,0 +1,576 @@
+"""The task journal: a durable record, in SQLite, of every task this server creates or reads.
+
+One file, ``journal.sqlite3`` in ``SORA_STATE_DIR`` (default: the platform's user state directory), shared by
+every sora-mcp process of the user (Claude Desktop and Claude Code at once, say). WAL mode lets readers and one
+writer work side by side; ``busy_timeout`` makes a writer wait for another process's write instead of failing;
+writes that must see the latest rows (the duplicate check, linking) run in ``BEGIN IMMEDIATE`` transactions, so
+two processes cannot both decide to create the same task. ``synchronous=FULL``: a committed row survives a power
+cut too, since a row can stand for money spent.
+
+A row is written *before* a create request is sent (state ``submitting``), then gets its task id (``created``),
+is deleted when the gateway surely refused it (nothing was created), or stays as ``unknown`` when the answer was
+lost. Reads of tasks (``get_task``) update the row's last known state, or add an ``observed`` row for a task this
+journal did not know.
+
+Every call runs on a worker thread (``anyio.to_thread.run_sync``) over one connection per journal, used by one
+thread at a time. Any SQLite or file-system failure becomes a :class:`~sora_mcp.errors.JournalError` whose
+message names the file, the reason and the fix; the connection is then dropped, and the next call opens it
+again (so a fixed permission or a lock released later heals without a restart).
+"""
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args
+
+import anyio.to_thread
+
+from sora_mcp.errors import JournalError
+from sora_mcp.models import CharacterRequest, Task, TaskError, TaskKind, TaskStatus, VideoRequest
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "sora-mcp"
+JOURNAL_FILENAME = "journal.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 5.0
+"""How long a write waits for another process's write to finish before the journal reports it locked."""
+
+EntryState = Literal["submitting", "unknown", "created", "observed"]
+"""``submitting``: written ahead of a create POST. ``unknown``: sent, answer lost. ``created``: this server
+created it and knows its id. ``observed``: read by ``get_task`` without this journal having created it."""
+
+_SNAPSHOT_EXCLUDE = {"hint", "next_poll_seconds", "eta_seconds", "sandbox", "prompt", "submitted_at"}
+_SNAPSHOT_EXCLUDE |= {"outcome_unknown", "reused"}
+"""Task fields that describe a moment or a presentation, not the task: recomputed when a row is shown."""
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS tasks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        gateway TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('submitting', 'unknown', 'created', 'observed')),
+        kind TEXT NOT NULL CHECK (kind IN ('video', 'character')),
+        task_id TEXT UNIQUE,
+        tool TEXT,
+        request_hash TEXT,
+        arguments TEXT,
+        prompt TEXT,
+        model TEXT,
+        submitted_at REAL,
+        recorded_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        unknown_reason TEXT,
+        status TEXT NOT NULL,
+        progress INTEGER NOT NULL DEFAULT 0,
+        video_url TEXT,
+        expires_at INTEGER,
+        error_message TEXT,
+        snapshot TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS tasks_by_request ON tasks (gateway, request_hash, submitted_at)",
+    "CREATE INDEX IF NOT EXISTS tasks_by_time ON tasks (gateway, recorded_at)",
+)
+"""Version 1. ``status``, ``progress``, ``video_url``, ``expires_at``, ``error_message`` repeat the last known
+state for filtering and for people reading the file with ``sqlite3``; ``snapshot`` holds the whole ``Task``."""
+
+T = TypeVar("T")
+TASK_STATUSES: frozenset[str] = frozenset(get_args(TaskStatus))
+
+
+def default_state_dir() -> Path:
+    """The platform's user state directory for sora-mcp (``~/.local/state/sora-mcp`` on Linux)."""
+    import platformdirs  # imported on first use: only the journal needs it
+
+    return platformdirs.user_state_path(APP_NAME, appauthor=False)
+
+
+def journal_path(state_dir: Path | None) -> Path:
+    """Where the journal file lives: ``state_dir`` (``SORA_STATE_DIR``) or the platform default."""
+    return (state_dir or default_state_dir()) / JOURNAL_FILENAME
+
+
+# --------------------------------------------------------------------------------------------- what is stored
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A create request as the journal records it, with the key that recognizes the same request again."""
+
+    kind: TaskKind
+    tool: str
+    """The MCP tool that sends it: ``create_video`` or ``create_character``."""
+    request_hash: str
+    """SHA-256 of the canonical JSON of the kind and the gateway payload: equal requests, equal hash."""
+    arguments: str
+    """The payload as canonical JSON, with data: URIs shortened to their type, size and digest."""
+    prompt: str | None
+    model: str
+
+    @classmethod
+    def of(cls, request: VideoRequest | CharacterRequest) -> "Submission":
+        kind: TaskKind = "video" if isinstance(request, VideoRequest) else "character"
+        payload = request.to_payload()
+        canonical = _canonical({"kind": kind, "payload": payload})
+        stored = dict(payload)
+        if "images" in stored:
+            stored["images"] = [_shorten_data_uri(image) for image in stored["images"]]
+        return cls(
+            kind=kind,
+            tool=f"create_{kind}",
+            request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+            arguments=_canonical(stored),
+            prompt=request.prompt if isinstance(request, VideoRequest) else None,
+            model=request.model,
+        )
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One row of the journal."""
+
+    row_id: int
+    gateway: str
+    state: EntryState
+    kind: TaskKind
+    task_id: str | None
+    tool: str | None
+    prompt: str | None
+    model: str | None
+    arguments: str | None
+    submitted_at: float | None
+    recorded_at: float
+    updated_at: float
+    unknown_reason: str | None
+    snapshot: Task | None
+    """The last state read from the gateway (or the create answer); None while the outcome is unknown."""
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """A create was (or is being) sent and no task id is known."""
+        return self.state in ("submitting", "unknown")
+
+    def task(self) -> Task:
+        """The last known state as a ``Task``, without guidance (``hint`` is empty)."""
+        extra: dict[str, Any] = {
+            "prompt": self.prompt,
+            "submitted_at": None if self.submitted_at is None else int(self.submitted_at),
+        }
+        if self.snapshot is not None:
+            return self.snapshot.model_copy(update=extra)
+        return Task(
+            task_id=self.task_id,
+            kind=self.kind,
+            status="unknown",
+            model=self.model,
+            outcome_unknown=True if self.outcome_unknown else None,
+            **extra,
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer of :meth:`Journal.claim`: a new ``submitting`` row, or the earlier identical request."""
+
+    entry: JournalEntry
+    duplicate: bool
+    """True when ``entry`` is an earlier request with the same arguments inside the duplicate window."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The answer of :meth:`Journal.observe`."""
+
+    entry: JournalEntry
+    linked: bool
+    """True when the task was just recognized as the task of a submission whose outcome was unknown."""
+
+
+# --------------------------------------------------------------------------------------------- the journal
+
+
+class Journal:
+    """The SQLite task journal at ``path``. Nothing touches the disk until :meth:`open` or a first call.
+
+    ``clock`` gives the times written to rows (tests pass a manual clock); ``busy_timeout`` is how long a write
+    waits for another process's. Use ``await journal.open()`` at start-up to learn early whether it works; every
+    method opens it on demand too, and raises ``JournalError``.
+    """
+
+    def __init__(
+        self, path: Path, *, clock: Callable[[], float] = time.time, busy_timeout: float = BUSY_TIMEOUT_SECONDS
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self.ever_opened = False
+        """Whether the journal worked at least once in this process (see the create rule in ``tasks.py``)."""
+
+    async def open(self) -> None:
+        """Open the file (creating directory, file and schema as needed); raises ``JournalError``."""
+        await self._run(lambda connection: None)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self._close)
+
+    # ------------------------------------------------------------------------------------------- writes
+
+    async def claim(self, submission: Submission, *, gateway: str, window: float) -> Claim:
+        """Write a ``submitting`` row ahead of a create, unless the same request was made within ``window`` s.
+
+        The check and the insert are one ``BEGIN IMMEDIATE`` transaction, so of two processes sending the same
+        request at once, exactly one gets a new row. Earlier requests whose task failed do not count: trying
+        again after a failure is deliberate.
+        """
+        now = self._clock()
+
+        def claim(connection: sqlite3.Connection) -> Claim:
+            with _immediate(connection):
+                if window > 0:
+                    row = connection.execute(
+                        "SELECT * FROM tasks WHERE gateway = ? AND request_hash = ? AND submitted_at >= ? "
+                        "AND status != 'failed' ORDER BY submitted_at DESC, id DESC LIMIT 1",
+                        (gateway, submission.request_hash, now - window),
+                    ).fetchone()
+                    if row is not None:
+                        return Claim(_entry(row), duplicate=True)
+                cursor = connection.execute(
+                    "INSERT INTO tasks (gateway, state, kind, tool, request_hash, arguments, prompt, model, "
+                    "submitted_at, recorded_at, updated_at, status) "
+                    "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown')",
+                    (
+                        gateway,
+                        submission.kind,
+                        submission.tool,
+                        submission.request_hash,
+                        submission.arguments,
+                        submission.prompt,
+                        submission.model,
+                        now,
+                        now,
+                        now,
+                    ),
+                )
+                return Claim(_fetch(connection, "id = ?", cursor.lastrowid), duplicate=False)
+
+        return await self._run(claim)
+
+    async def record_created(self, row_id: int, task: Task) -> JournalEntry:
+        """The create of row ``row_id`` answered with ``task``: store its id and state."""
+        now = self._clock()
+
+        def record(connection: sqlite3.Connection) -> JournalEntry:
+            with _immediate(connection):
+                # A get_task of another process may have recorded this id already (it had the id before us).
+                connection.execute(
+                    "DELETE FROM tasks WHERE task_id = ? AND id != ? AND state = 'observed'", (task.task_id, row_id)
+                )
+                connection.execute(
+                    f"UPDATE tasks SET state = 'created', task_id = ?, unknown_reason = NULL, {_STATE_COLUMNS} "
+                    "WHERE id = ?",
+                    (task.task_id, *_state_values(task, now), row_id),
+                )
+                return _fetch(connection, "id = ?", row_id)
+
+        return await self._run(record)
+
+    async def record_unknown(self, row_id: int, reason: str) -> None:
+        """The create of row ``row_id`` was sent but its answer was lost: a task may exist without an id."""
+        now = self._clock()
+
+        def record(connection: sqlite3.Connection) -> None:
+            with _immediate(connection):
+                connection.execute(
+                    "UPDATE tasks SET state = 'unknown', unknown_reason = ?, updated_at = ? "
+                    "WHERE id = ? AND state = 'submitting'",
+                    (reason, now, row_id),
+                )
+
+        await self._run(record)
+
+    async def discard(self, row_id: int) -> None:
+        """The gateway surely refused the create of row ``row_id`` (or it was never sent): nothing to remember."""
+
+        def discard(connection: sqlite3.Connection) -> None:
+            with _immediate(connection):
+                connection.execute("DELETE FROM tasks WHERE id = ? AND state = 'submitting'", (row_id,))
+
+        await self._run(discard)
+
+    async def observe(self, task: Task, *, gateway: str, link_window: float) -> Observation:
+        """Store the state of a task just read from the gateway.
+
+        A task id the journal does not know is first matched against submissions whose outcome is unknown: if
+        exactly one has the same gateway, kind and model and was sent between ``link_window`` seconds before
+        the task's ``created_at`` and a minute after it (clock skew), the task is recorded as that submission's
+        result. Otherwise it gets an ``observed`` row of its own.
+        """
+        if not task.task_id:
+            raise ValueError("only a task with an id can be observed")
+        task_id = task.task_id
+        now = self._clock()
+
+        def observe(connection: sqlite3.Connection) -> Observation:
+            with _immediate(connection):
+                update = f"UPDATE tasks SET {_STATE_COLUMNS} WHERE id = ?"
+                row = connection.execute("SELECT id FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+                if row is not None:
+                    connection.execute(update, (*_state_values(task, now), row["id"]))
+                    return Observation(_fetch(connection, "id = ?", row["id"]), linked=False)
+                candidate = _unknown_submission_for(connection, task, gateway, link_window)
+                if candidate is not None:
+                    connection.execute(
+                        f"UPDATE tasks SET state = 'created', task_id = ?, {_STATE_COLUMNS} WHERE id = ?",
+                        (task_id, *_state_values(task, now), candidate),
+                    )
+                    return Observation(_fetch(connection, "id = ?", candidate), linked=True)
+                cursor = connection.execute(
+                    "INSERT INTO tasks (gateway, state, kind, task_id, model, recorded_at, updated_at, status) "
+                    "VALUES (?, 'observed', ?, ?, ?, ?, ?, 'unknown')",
+                    (gateway, task.kind, task_id, task.model, now, now),
+                )
+                connection.execute(update, (*_state_values(task, now), cursor.lastrowid))
+                return Observation(_fetch(connection, "id = ?", cursor.lastrowid), linked=False)
+
+        return await self._run(observe)
+
+    # ------------------------------------------------------------------------------------------- reads
+
+    async def get(self, task_id: str) -> JournalEntry | None:
+        """The row of ``task_id``, whichever process wrote it."""
+        return await self._run(lambda connection: _fetch_or_none(connection, "task_id = ?", task_id))
+
+    async def recent(
+        self, *, gateway: str, limit: int, kind: TaskKind | None = None, status: TaskStatus | None = None
+    ) -> list[JournalEntry]:
+        """Rows of ``gateway``, newest first, optionally only one kind or one last known status."""
+        clauses, values = ["gateway = ?"], [gateway]
+        if kind is not None:
+            clauses.append("kind = ?")
+            values.append(kind)
+        if status is not None:
+            clauses.append("status = ?")
+            values.append(status)
+        query = f"SELECT * FROM tasks WHERE {' AND '.join(clauses)} ORDER BY recorded_at DESC, id DESC LIMIT ?"
+
+        def recent(connection: sqlite3.Connection) -> list[JournalEntry]:
+            return [_entry(row) for row in connection.execute(query, (*values, limit))]
+
+        return await self._run(recent)
+
+    # ------------------------------------------------------------------------------------------- plumbing
+
+    async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``operation`` on a worker thread; the thread finishes it even if the caller is cancelled."""
+        return await anyio.to_thread.run_sync(self._call, operation)
+
+    def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            connection = self._connect()
+            try:
+                return operation(connection)
+            except sqlite3.Error as exc:
+                self._close_locked()
+                raise self._error(exc) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is not None:
+            return self._connection
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(
+                f"The task journal cannot be created: the directory {directory} cannot be made "
+                f"({exc.strerror or exc}). Set SORA_STATE_DIR to a directory this user can write, or fix the "
+                "path, then restart sora-mcp.",
+                path=str(self.path),
+            ) from None
+        connection: sqlite3.Connection | None = None
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning(
+                    "The task journal %s runs in %s mode, not WAL (file system without locks?)", self.path, mode
+                )
+            connection.execute("PRAGMA synchronous = FULL")
+            _migrate(connection, self.path)
+        except sqlite3.Error as exc:
+            if connection is not None:
+                connection.close()
+            raise self._error(exc) from exc
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            raise
+        self._connection = connection
+        self.ever_opened = True
+        return connection
+
+    def _close(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                connection.close()
+            except sqlite3.Error:  # pragma: no cover - closing a broken connection
+                logger.debug("Closing the task journal failed", exc_info=True)
+
+    def _error(self, exc: sqlite3.Error) -> JournalError:
+        """A ``JournalError`` saying what is wrong with the file and how to fix it."""
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        where = str(self.path)
+        if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or name.startswith("SQLITE_CORRUPT"):
+            problem = f"is damaged or not a SQLite database ({exc})"
+            fix = f"Move the file aside (for example rename it to {self.path.name}.broken) and restart sora-mcp"
+            fix += " to start a new journal, or set SORA_STATE_DIR to another directory"
+        elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            problem = f"stayed locked by another process for more than {self._busy_timeout:g} s ({exc})"
+            fix = "Try again in a moment; if it persists, look for a process holding the file open"
+        elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+            problem = f"cannot be opened for writing ({exc})"
+            fix = (
+                f"Make {self.path.parent} and the journal files in it writable for this user, or set SORA_STATE_DIR "
+                "to a writable directory"
+            )
+        elif name.startswith("SQLITE_FULL"):
+            problem = f"cannot grow: the disk is full ({exc})"
+            fix = "Free disk space"
+        else:
+            problem = f"failed ({name or type(exc).__name__}: {exc})"
+            fix = "Check the file and its directory, or set SORA_STATE_DIR to another directory"
+        return JournalError(f"The task journal {where} {problem}. {fix}.", path=where)
+
+
+# --------------------------------------------------------------------------------------------- SQL helpers
+
+_STATE_COLUMNS = (
+    "status = ?, progress = ?, video_url = ?, expires_at = ?, error_message = ?, snapshot = ?, model = ?, "
+    "updated_at = ?"
+)
+
+
+def _state_values(task: Task, now: float) -> tuple[Any, ...]:
+    snapshot = task.model_dump_json(exclude=_SNAPSHOT_EXCLUDE, exclude_none=True)
+    error = task.error.message if task.error else None
+    return (task.status, task.progress, task.video_url, task.expires_at, error, snapshot, task.model, now)
+
+
+def _unknown_submission_for(connection: sqlite3.Connection, task: Task, gateway: str, window: float) -> int | None:
+    if task.created_at is None:
+        return None
+    rows = connection.execute(
+        "SELECT id FROM tasks WHERE gateway = ? AND kind = ? AND state IN ('submitting', 'unknown') "
+        "AND submitted_at BETWEEN ? AND ? AND (? IS NULL OR model = ?) LIMIT 2",
+        (gateway, task.kind, task.created_at - window, task.created_at + 60, task.model, task.model),
+    ).fetchall()
+    return int(rows[0]["id"]) if len(rows) == 1 else None
+
+
+@contextmanager
+def _immediate(connection: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that takes the write lock at once (waiting up to ``busy_timeout`` for it)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _migrate(connection: sqlite3.Connection, path: Path) -> None:
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"The task journal {path} was written by a newer sora-mcp (schema {version}; this one knows "
+            f"{SCHEMA_VERSION}). Upgrade sora-mcp, or set SORA_STATE_DIR to another directory.",
+            path=str(path),
+        )
+    with _immediate(connection):
+        if connection.execute("PRAGMA user_version").fetchone()[0] == 0:  # another process may have won the race
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _fetch(connection: sqlite3.Connection, where: str, value: Any) -> JournalEntry:
+    entry = _fetch_or_none(connection, where, value)
+    if entry is None:  # pragma: no cover - rows are read back inside the transaction that wrote them
+        raise sqlite3.DatabaseError(f"journal row vanished ({where} {value!r})")
+    return entry
+
+
+def _fetch_or_none(connection: sqlite3.Connection, where: str, value: Any) -> JournalEntry | None:
+    row = connection.execute(f"SELECT * FROM tasks WHERE {where}", (value,)).fetchone()
+    return None if row is None else _entry(row)
+
+
+def _snapshot(row: sqlite3.Row) -> Task | None:
+    """The stored ``Task``; should its JSON be unreadable (edited by hand?), the plain columns rebuild it."""
+    if not row["snapshot"]:
+        return None
+    try:
+        return Task.model_validate_json(row["snapshot"])
+    except ValueError:
+        logger.warning("Task journal row %s has an unreadable snapshot; using its columns", row["id"])
+    return Task(
+        task_id=row["task_id"],
+        kind=row["kind"],
+        status=row["status"] if row["status"] in TASK_STATUSES else "unknown",
+        progress=max(0, min(100, int(row["progress"] or 0))),
+        model=row["model"],
+        video_url=row["video_url"],
+        expires_at=row["expires_at"],
+        error=TaskError(message=row["error_message"]) if row["error_message"] else None,
+    )
+
+
+def _entry(row: sqlite3.Row) -> JournalEntry:
+    snapshot = _snapshot(row)
+    return JournalEntry(
+        row_id=row["id"],
+        gateway=row["gateway"],
+        state=row["state"],
+        kind=row["kind"],
+        task_id=row["task_id"],
+        tool=row["tool"],
+        prompt=row["prompt"],
+        model=row["model"],
+        arguments=row["arguments"],
+        submitted_at=row["submitted_at"],
+        recorded_at=row["recorded_at"],
+        updated_at=row["updated_at"],
+        unknown_reason=row["unknown_reason"],
+        snapshot=snapshot,
+    )
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _shorten_data_uri(image: str) -> str:
+    """``data:image/png;base64,<...>`` becomes ``data:image/png;base64 (1234 chars, sha256 0f1e2d3c4b5a6978)``."""
+    if not image.startswith("data:"):
+        return image
+    header, _, data = image.partition(",")
+    return f"{header} ({len(data)} chars, sha256 {hashlib.sha256(data.encode()).hexdigest()[:16]})"

@@ -1,0 +1,329 @@
+"""The SQLite task journal on its own: schema, write-ahead rows, the duplicate window, linking, broken files."""
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from fake_gateway import ManualClock
+
+from sora_mcp.errors import JournalError
+from sora_mcp.journal import JOURNAL_FILENAME, SCHEMA_VERSION, Journal, Submission, journal_path
+from sora_mcp.models import CharacterRequest, Task, VideoRequest
+
+pytestmark = pytest.mark.anyio
+
+GATEWAY = "http://gateway.test"
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def journal(state_dir: Path, clock: ManualClock) -> Journal:
+    journal = Journal(journal_path(state_dir), clock=clock)
+    await journal.open()
+    return journal
+
+
+def video(prompt: str = "a cat surfing", **fields: object) -> Submission:
+    return Submission.of(VideoRequest(prompt=prompt, **fields))  # type: ignore[arg-type]  # test shorthand
+
+
+def created(task_id: str, *, created_at: int | None = None, model: str = "sora-2", status: str = "queued") -> Task:
+    return Task(task_id=task_id, kind="video", status=status, model=model, created_at=created_at)  # type: ignore[arg-type]
+
+
+def write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+# --------------------------------------------------------------------------------------------- the file
+
+
+async def test_open_creates_a_versioned_wal_database_in_the_state_directory(state_dir: Path) -> None:
+    """The directory and file are created on open; the file is in WAL mode with the current schema version."""
+    path = state_dir / "nested" / JOURNAL_FILENAME
+    await Journal(path).open()
+    with contextlib.closing(sqlite3.connect(path)) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_journal_path_defaults_to_the_platform_state_directory() -> None:
+    """Without SORA_STATE_DIR the journal lives in the user state directory of sora-mcp."""
+    default = journal_path(None)
+    assert default.name == JOURNAL_FILENAME
+    assert default.parent.name == "sora-mcp"
+    assert journal_path(Path("/srv/state")) == Path("/srv/state") / JOURNAL_FILENAME
+
+
+async def test_a_corrupt_file_is_reported_with_its_path_and_the_fix(state_dir: Path) -> None:
+    """A file that is not SQLite gives a JournalError naming the file and saying to move it aside."""
+    path = journal_path(state_dir)
+    write_file(path, b"this is not a database, just some bytes that went wrong" * 100)
+    with pytest.raises(JournalError) as caught:
+        await Journal(path).open()
+    assert str(caught.value) == (
+        f"The task journal {path} is damaged or not a SQLite database (file is not a database). Move the file "
+        f"aside (for example rename it to {JOURNAL_FILENAME}.broken) and restart sora-mcp to start a new journal, "
+        "or set SORA_STATE_DIR to another directory."
+    )
+    assert caught.value.path == str(path)
+
+
+async def test_a_state_directory_that_cannot_be_made_is_reported(tmp_path: Path) -> None:
+    """When the state directory cannot be created (a file is in the way), the error says so and names the fix."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory")
+    path = blocker / "state" / JOURNAL_FILENAME
+    with pytest.raises(JournalError) as caught:
+        await Journal(path).open()
+    assert str(caught.value) == (
+        f"The task journal cannot be created: the directory {blocker / 'state'} cannot be made (Not a directory). "
+        "Set SORA_STATE_DIR to a directory this user can write, or fix the path, then restart sora-mcp."
+    )
+
+
+@contextlib.contextmanager
+def read_only_directory(directory: Path) -> Iterator[None]:
+    """Make ``directory`` read-only, for root too (``chattr +i``) when running as root."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(directory)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a file system without chattr +i: cannot make a directory read-only")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(directory)], check=True)
+
+
+async def test_a_read_only_directory_is_reported_and_the_journal_heals_once_writable(
+    state_dir: Path, clock: ManualClock
+) -> None:
+    """An existing journal in a read-only directory fails with a permission fix; after chmod it works again."""
+    path = journal_path(state_dir)
+    first = Journal(path, clock=clock)
+    await first.claim(video(), gateway=GATEWAY, window=600)
+    await first.close()
+    journal = Journal(path, clock=clock)
+    with read_only_directory(state_dir):
+        with pytest.raises(JournalError) as caught:
+            await journal.open()
+        message = str(caught.value)
+        assert message.startswith(f"The task journal {path} cannot be opened for writing (")
+        assert message.endswith(
+            f"Make {state_dir} and the journal files in it writable for this user, or set SORA_STATE_DIR to a "
+            "writable directory."
+        )
+        assert journal.ever_opened is False
+    assert [entry.prompt for entry in await journal.recent(gateway=GATEWAY, limit=5)] == ["a cat surfing"]
+    assert journal.ever_opened is True
+
+
+async def test_a_journal_from_a_newer_version_is_refused(state_dir: Path) -> None:
+    """A schema version above ours is not touched: the error says to upgrade."""
+    path = journal_path(state_dir)
+    write_file(path, b"")
+    with contextlib.closing(sqlite3.connect(path)) as newer:
+        newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(JournalError, match=r"written by a newer sora-mcp \(schema 2; this one knows 1\)"):
+        await Journal(path).open()
+
+
+async def test_a_write_locked_by_another_process_fails_after_the_busy_timeout(state_dir: Path) -> None:
+    """A write waits busy_timeout for another connection's lock, then reports the lock."""
+    path = journal_path(state_dir)
+    journal = Journal(path, busy_timeout=0.1)
+    await journal.open()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(JournalError, match=r"stayed locked by another process for more than 0.1 s"):
+            await journal.claim(video(), gateway=GATEWAY, window=600)
+        other.execute("ROLLBACK")
+    claim = await journal.claim(video(), gateway=GATEWAY, window=600)
+    assert claim.duplicate is False
+
+
+# --------------------------------------------------------------------------------------------- requests
+
+
+def test_equal_requests_have_equal_keys_and_data_uris_are_stored_short() -> None:
+    """The key is the canonical payload (whitespace of the prompt and defaults normalized); images are digested."""
+    same = Submission.of(VideoRequest(prompt="  a cat  ", model="sora-2", images=[PNG]))
+    assert same.request_hash == Submission.of(VideoRequest(prompt="a cat", images=[PNG])).request_hash
+    assert (
+        same.request_hash
+        != Submission.of(VideoRequest(prompt="a cat", images=["data:image/png;base64,AAAA"])).request_hash
+    )
+    assert same.request_hash != Submission.of(VideoRequest(prompt="a cat", images=[PNG], duration=10)).request_hash
+    assert same.arguments == (
+        '{"images":["data:image/png;base64 (12 chars, sha256 929e08d597feae56)"],"model":"sora-2","prompt":"a cat"}'
+    )
+    assert (same.kind, same.tool, same.prompt, same.model) == ("video", "create_video", "a cat", "sora-2")
+    character = Submission.of(CharacterRequest(timestamps="1,3", from_task="task_1"))
+    assert (character.kind, character.tool, character.prompt) == ("character", "create_character", None)
+    assert character.arguments == '{"from_task":"task_1","model":"sora-2","timestamps":"1,3"}'
+
+
+async def test_claim_writes_a_submitting_row_and_finds_the_same_request_inside_the_window(
+    journal: Journal, clock: ManualClock
+) -> None:
+    """The second identical claim returns the first row; after the window, or with window 0, a new row."""
+    first = await journal.claim(video(), gateway=GATEWAY, window=600)
+    assert (first.duplicate, first.entry.state, first.entry.outcome_unknown) == (False, "submitting", True)
+    assert first.entry.submitted_at == clock.now
+    clock.advance(599)
+    again = await journal.claim(video(), gateway=GATEWAY, window=600)
+    assert (again.duplicate, again.entry.row_id) == (True, first.entry.row_id)
+    assert (await journal.claim(video("a dog"), gateway=GATEWAY, window=600)).duplicate is False
+    assert (await journal.claim(video(), gateway="sandbox", window=600)).duplicate is False
+    assert (await journal.claim(video(), gateway=GATEWAY, window=0)).duplicate is False
+    clock.advance(2)
+    later = await journal.claim(video(), gateway=GATEWAY, window=600)
+    assert later.duplicate is True  # the window=0 row of a moment ago
+    clock.advance(601)
+    assert (await journal.claim(video(), gateway=GATEWAY, window=600)).duplicate is False
+
+
+async def test_a_failed_task_does_not_block_trying_again(journal: Journal) -> None:
+    """An earlier identical request whose task failed is not a duplicate: a retry after failure is deliberate."""
+    first = await journal.claim(video(), gateway=GATEWAY, window=600)
+    await journal.record_created(first.entry.row_id, created("task_1"))
+    await journal.observe(created("task_1", status="failed"), gateway=GATEWAY, link_window=300)
+    assert (await journal.claim(video(), gateway=GATEWAY, window=600)).duplicate is False
+
+
+async def test_created_unknown_and_discarded_submissions_end_in_their_states(journal: Journal) -> None:
+    """record_created stores the id and state; record_unknown keeps the reason; discard removes the row."""
+    kept = await journal.claim(video("one"), gateway=GATEWAY, window=600)
+    lost = await journal.claim(video("two"), gateway=GATEWAY, window=600)
+    refused = await journal.claim(video("three"), gateway=GATEWAY, window=600)
+    entry = await journal.record_created(kept.entry.row_id, created("task_1", created_at=1))
+    assert (entry.state, entry.task_id, entry.outcome_unknown) == ("created", "task_1", False)
+    assert entry.task() == created("task_1", created_at=1).model_copy(
+        update={"prompt": "one", "submitted_at": int(entry.submitted_at or 0)}
+    )
+    await journal.record_unknown(lost.entry.row_id, "HTTP 500: boom")
+    await journal.discard(refused.entry.row_id)
+    rows = await journal.recent(gateway=GATEWAY, limit=10)
+    assert [(row.prompt, row.state, row.unknown_reason) for row in rows] == [
+        ("two", "unknown", "HTTP 500: boom"),
+        ("one", "created", None),
+    ]
+    assert rows[0].task().model_dump(exclude_none=True, exclude={"characters"}) == {
+        "kind": "video",
+        "status": "unknown",
+        "progress": 0,
+        "model": "sora-2",
+        "hint": "",
+        "prompt": "two",
+        "submitted_at": int(rows[0].submitted_at or 0),
+        "outcome_unknown": True,
+    }
+
+
+async def test_observe_updates_known_tasks_and_records_unknown_ones(journal: Journal, clock: ManualClock) -> None:
+    """A known id gets its new state; an unknown id gets an observed row; get finds either."""
+    claim = await journal.claim(video(), gateway=GATEWAY, window=600)
+    await journal.record_created(claim.entry.row_id, created("task_1"))
+    clock.advance(30)
+    done = created("task_1", status="completed").model_copy(
+        update={"progress": 100, "video_url": "https://files.test/1.mp4", "expires_at": 99, "hint": "ready"}
+    )
+    updated = await journal.observe(done, gateway=GATEWAY, link_window=300)
+    assert (updated.linked, updated.entry.row_id, updated.entry.updated_at) == (False, claim.entry.row_id, clock.now)
+    assert updated.entry.snapshot == done.model_copy(update={"hint": ""})
+    other = await journal.observe(
+        created("task_2").model_copy(update={"kind": "character"}), gateway=GATEWAY, link_window=300
+    )
+    assert (other.linked, other.entry.state, other.entry.kind) == (False, "observed", "character")
+    assert (await journal.get("task_2")) == other.entry
+    assert await journal.get("task_3") is None
+    with contextlib.closing(sqlite3.connect(journal.path)) as check:
+        assert check.execute("SELECT status, progress, video_url FROM tasks WHERE task_id = 'task_1'").fetchone() == (
+            "completed",
+            100,
+            "https://files.test/1.mp4",
+        )
+
+
+async def test_observe_links_a_task_to_the_single_matching_unknown_submission(
+    journal: Journal, clock: ManualClock
+) -> None:
+    """A new task created close after a lost submission of the same model becomes that submission's result."""
+    lost = await journal.claim(video(), gateway=GATEWAY, window=600)
+    await journal.record_unknown(lost.entry.row_id, "HTTP 502")
+    sent = int(clock.now)
+    far = await journal.observe(created("task_far", created_at=sent + 1000), gateway=GATEWAY, link_window=300)
+    other_model = await journal.observe(
+        created("task_pro", created_at=sent + 2, model="sora-2-pro"), gateway=GATEWAY, link_window=300
+    )
+    assert (far.linked, other_model.linked) == (False, False)
+    match = await journal.observe(created("task_lost", created_at=sent + 2), gateway=GATEWAY, link_window=300)
+    assert (match.linked, match.entry.row_id, match.entry.state) == (True, lost.entry.row_id, "created")
+    assert match.entry.outcome_unknown is False
+    assert (await journal.claim(video(), gateway=GATEWAY, window=600)).entry.task_id == "task_lost"
+
+
+async def test_observe_links_nothing_when_two_lost_submissions_could_match(
+    journal: Journal, clock: ManualClock
+) -> None:
+    """With two candidate submissions the task cannot be told apart: it is recorded on its own."""
+    for prompt in ("one", "two"):
+        claim = await journal.claim(video(prompt), gateway=GATEWAY, window=600)
+        await journal.record_unknown(claim.entry.row_id, "timeout")
+    observed = await journal.observe(created("task_x", created_at=int(clock.now)), gateway=GATEWAY, link_window=300)
+    assert (observed.linked, observed.entry.state) == (False, "observed")
+
+
+async def test_recent_filters_by_gateway_kind_and_status_newest_first(journal: Journal, clock: ManualClock) -> None:
+    """recent() returns one gateway's rows, newest first, limited, optionally by kind and last known status."""
+    for index in range(3):
+        claim = await journal.claim(video(f"video {index}"), gateway=GATEWAY, window=600)
+        await journal.record_created(claim.entry.row_id, created(f"task_{index}"))
+        clock.advance(1)
+    character = await journal.claim(
+        Submission.of(CharacterRequest(timestamps="1,3", from_task="task_0")), gateway=GATEWAY, window=600
+    )
+    await journal.claim(video("sandboxed"), gateway="sandbox", window=600)
+    rows = await journal.recent(gateway=GATEWAY, limit=10)
+    assert [row.prompt for row in rows] == [None, "video 2", "video 1", "video 0"]
+    assert [row.prompt for row in await journal.recent(gateway=GATEWAY, limit=2)] == [None, "video 2"]
+    assert [row.row_id for row in await journal.recent(gateway=GATEWAY, limit=9, kind="character")] == [
+        character.entry.row_id
+    ]
+    assert len(await journal.recent(gateway=GATEWAY, limit=9, status="queued")) == 3
+    assert [row.prompt for row in await journal.recent(gateway="sandbox", limit=9)] == ["sandboxed"]
+
+
+async def test_concurrent_identical_claims_from_two_journals_create_one_row(state_dir: Path) -> None:
+    """Two connections to one file racing with the same request: exactly one new row, the rest see it."""
+    path = journal_path(state_dir)
+    journals = [Journal(path), Journal(path)]
+    outcomes: list[bool] = []
+
+    async def claim(journal: Journal) -> None:
+        outcomes.append((await journal.claim(video(), gateway=GATEWAY, window=600)).duplicate)
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            for index in range(20):
+                group.start_soon(claim, journals[index % 2])
+    assert sorted(outcomes) == [False] + [True] * 19
+    assert len(await journals[0].recent(gateway=GATEWAY, limit=100)) == 1
