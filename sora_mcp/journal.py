@@ -21,6 +21,7 @@ again (so a fixed permission or a lock released later heals without a restart).
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -64,6 +65,7 @@ _SCHEMA = (
         prompt TEXT,
         model TEXT,
         submitted_at REAL,
+        owner_pid INTEGER,
         recorded_at REAL NOT NULL,
         updated_at REAL NOT NULL,
         unknown_reason TEXT,
@@ -145,6 +147,8 @@ class JournalEntry:
     model: str | None
     arguments: str | None
     submitted_at: float | None
+    owner_pid: int | None
+    """The process that sent the create (while ``submitting``)."""
     recorded_at: float
     updated_at: float
     unknown_reason: str | None
@@ -155,6 +159,11 @@ class JournalEntry:
     def outcome_unknown(self) -> bool:
         """A create was (or is being) sent and no task id is known."""
         return self.state in ("submitting", "unknown")
+
+    @property
+    def sender_alive(self) -> bool:
+        """Whether the process that sent this create may still be waiting for the answer (True when unsure)."""
+        return self.owner_pid is None or _process_alive(self.owner_pid)
 
     def task(self) -> Task:
         """The last known state as a ``Task``, without guidance (``hint`` is empty)."""
@@ -244,8 +253,8 @@ class Journal:
                         return Claim(_entry(row), duplicate=True)
                 cursor = connection.execute(
                     "INSERT INTO tasks (gateway, state, kind, tool, request_hash, arguments, prompt, model, "
-                    "submitted_at, recorded_at, updated_at, status) "
-                    "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown')",
+                    "submitted_at, owner_pid, recorded_at, updated_at, status) "
+                    "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown')",
                     (
                         gateway,
                         submission.kind,
@@ -255,6 +264,7 @@ class Journal:
                         submission.prompt,
                         submission.model,
                         now,
+                        os.getpid(),
                         now,
                         now,
                     ),
@@ -557,11 +567,25 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
         model=row["model"],
         arguments=row["arguments"],
         submitted_at=row["submitted_at"],
+        owner_pid=row["owner_pid"],
         recorded_at=row["recorded_at"],
         updated_at=row["updated_at"],
         unknown_reason=row["unknown_reason"],
         snapshot=snapshot,
     )
+
+
+def _process_alive(pid: int) -> bool:
+    """False only when ``pid`` surely does not run (POSIX ``kill(pid, 0)``; elsewhere always True)."""
+    if pid == os.getpid() or os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it runs, as another user
+        return True
+    return True
 
 
 def _canonical(value: Any) -> str:

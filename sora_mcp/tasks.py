@@ -102,7 +102,8 @@ class TaskBook:
         noun = entry.kind
         tool = entry.tool or f"create_{entry.kind}"
         sent = format_utc(entry.submitted_at or entry.recorded_at)
-        if entry.state == "submitting" and now - (entry.submitted_at or 0) < self.in_flight_seconds:
+        in_flight = now - (entry.submitted_at or 0) < self.in_flight_seconds
+        if entry.state == "submitting" and in_flight and entry.sender_alive:
             return (
                 f"This {noun} request is being sent right now (by this or another sora-mcp process, since {sent}). "
                 "Call list_tasks again in a few seconds to get its task_id; do not create it again."

@@ -1,6 +1,10 @@
 """Shared pytest fixtures: a fake gateway (in memory through ASGITransport), settings without delays, clients."""
 
-from collections.abc import AsyncIterator
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx2
@@ -81,3 +85,22 @@ async def mcp_client(request: pytest.FixtureRequest, server: MCPServer[AppState]
     """The official MCP client in memory, in both protocol eras (2026-07-28 and the 2025-11-25 handshake)."""
     async with Client(server, mode=request.param) as client:
         yield client
+
+
+@contextlib.contextmanager
+def read_only_directory(directory: Path) -> Iterator[None]:
+    """Make ``directory`` read-only, for root too (``chattr +i``) when running as root."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(directory)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a file system without chattr +i: cannot make a directory read-only")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(directory)], check=True)

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -13,11 +14,14 @@ def test_defaults_match_the_documented_table(monkeypatch: pytest.MonkeyPatch) ->
     """Without any SORA_* variable the documented defaults apply and there is no key."""
     for name in ("SORA_API_KEY", "SORA_BASE_URL", "SORA_TIMEOUT", "SORA_MAX_RETRIES", "SORA_POLL_INTERVAL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("SORA_STATE_DIR", raising=False)
+    monkeypatch.delenv("SORA_DUPLICATE_WINDOW", raising=False)
     settings = Settings()
     assert settings.api_key is None
     assert settings.base_url == "https://dashlyai.cc"
     assert (settings.timeout, settings.max_retries, settings.poll_interval) == (30.0, 3, 5.0)
     assert settings.sandbox is False
+    assert (settings.state_dir, settings.duplicate_window) == (None, 600.0)
 
 
 def test_environment_variables_are_read_and_normalized(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,11 +30,15 @@ def test_environment_variables_are_read_and_normalized(monkeypatch: pytest.Monke
     monkeypatch.setenv("SORA_TIMEOUT", "2.5")
     monkeypatch.setenv("SORA_MAX_RETRIES", "0")
     monkeypatch.setenv("SORA_API_KEY", "   ")
+    monkeypatch.setenv("SORA_STATE_DIR", "~/sora state ")
+    monkeypatch.setenv("SORA_DUPLICATE_WINDOW", "0")
     settings = Settings()
     assert settings.base_url == "http://127.0.0.1:9"
     assert settings.timeout == 2.5
     assert settings.max_retries == 0
     assert settings.api_key is None
+    assert settings.state_dir == Path.home() / "sora state"
+    assert settings.duplicate_window == 0
 
 
 @pytest.mark.parametrize(
@@ -41,6 +49,8 @@ def test_environment_variables_are_read_and_normalized(monkeypatch: pytest.Monke
         ("SORA_MAX_RETRIES", "99", "SORA_MAX_RETRIES: Input should be less than or equal to 10"),
         ("SORA_POLL_INTERVAL", "0", "SORA_POLL_INTERVAL: Input should be greater than 0"),
         ("SORA_BASE_URL", "dashlyai.cc", "SORA_BASE_URL: Value error, must be an http(s) URL"),
+        ("SORA_STATE_DIR", "state", "SORA_STATE_DIR: Value error, must be an absolute path"),
+        ("SORA_DUPLICATE_WINDOW", "-5", "SORA_DUPLICATE_WINDOW: Input should be greater than or equal to 0"),
     ],
 )
 def test_invalid_values_name_the_variable(

@@ -1,15 +1,12 @@
 """The SQLite task journal on its own: schema, write-ahead rows, the duplicate window, linking, broken files."""
 
 import contextlib
-import os
-import shutil
 import sqlite3
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
+from conftest import read_only_directory
 from fake_gateway import ManualClock
 
 from sora_mcp.errors import JournalError
@@ -92,25 +89,6 @@ async def test_a_state_directory_that_cannot_be_made_is_reported(tmp_path: Path)
         f"The task journal cannot be created: the directory {blocker / 'state'} cannot be made (Not a directory). "
         "Set SORA_STATE_DIR to a directory this user can write, or fix the path, then restart sora-mcp."
     )
-
-
-@contextlib.contextmanager
-def read_only_directory(directory: Path) -> Iterator[None]:
-    """Make ``directory`` read-only, for root too (``chattr +i``) when running as root."""
-    if os.geteuid() != 0:
-        directory.chmod(0o555)
-        try:
-            yield
-        finally:
-            directory.chmod(0o755)
-        return
-    chattr = shutil.which("chattr")
-    if chattr is None or subprocess.run([chattr, "+i", str(directory)], capture_output=True).returncode != 0:
-        pytest.skip("running as root on a file system without chattr +i: cannot make a directory read-only")
-    try:
-        yield
-    finally:
-        subprocess.run([chattr, "-i", str(directory)], check=True)
 
 
 async def test_a_read_only_directory_is_reported_and_the_journal_heals_once_writable(
