@@ -471,8 +471,8 @@ class Journal:
 # --------------------------------------------------------------------------------------------- SQL helpers
 
 _STATE_COLUMNS = (
-    "status = ?, progress = ?, video_url = ?, expires_at = ?, error_message = ?, snapshot = ?, model = ?, "
-    "updated_at = ?"
+    "status = ?, progress = ?, video_url = ?, expires_at = ?, error_message = ?, snapshot = ?, "
+    "model = COALESCE(?, model), updated_at = ?"
 )
 
 

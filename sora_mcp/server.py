@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
+import anyio
 import httpx2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -189,7 +190,8 @@ def build_server(
             async with _gateway_client(settings, http_client, clock) as sora:
                 yield AppState(tasks=TaskService(sora, book, duplicate_window=settings.duplicate_window))
         finally:
-            await journal.close()
+            with anyio.CancelScope(shield=True):
+                await journal.close()
 
     server = SoraMCPServer(
         SERVER_NAME,

@@ -85,7 +85,7 @@ class TaskBook:
         if entry.outcome_unknown:
             hint = self._unknown_hint(entry, now)
         else:
-            task = with_guidance(task, now=now, sandbox=self.sandbox)
+            task = with_guidance(task, now=now)
             hint = task.hint
             if task.status == "completed" and task.video_url and task.expires_at and task.expires_at < now:
                 hint = (
@@ -94,7 +94,7 @@ class TaskBook:
                 )
             elif not task.is_terminal:
                 hint = f"Last known state, from {format_utc(entry.updated_at)}. " + hint
-        if self.sandbox and not hint.startswith("[Sandbox"):
+        if self.sandbox:
             hint = "[Sandbox: simulated task, nothing was billed] " + hint
         return task.model_copy(update={"hint": note + hint, "sandbox": True if self.sandbox else None})
 
@@ -250,7 +250,7 @@ class TaskService:
                 entry = None
             if entry is None:
                 raise
-            return self.book.describe(entry, note=f"Last known state: reading the gateway failed ({exc}). ")
+            return self.book.describe(entry, note=f"Reading the gateway failed ({exc}). ")
 
     async def list_tasks(
         self,

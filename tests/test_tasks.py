@@ -335,6 +335,7 @@ async def test_get_task_asks_the_right_endpoint_for_a_task_another_process_creat
 
 async def test_get_task_records_tasks_the_journal_did_not_know(fake: FakeGateway) -> None:
     """A task created elsewhere and read with get_task appears in list_tasks, with its state."""
+    fake.clock = ManualClock()
     task_id = fake.create({"model": "sora-2", "prompt": "made elsewhere"})["id"]
     async with connect(fake) as client:
         ok(await call(client, "get_task", {"task_id": task_id}))
@@ -347,6 +348,7 @@ async def test_get_task_records_tasks_the_journal_did_not_know(fake: FakeGateway
 
 async def test_resources_serve_a_task_and_the_recent_tasks_as_json(fake: FakeGateway, mode: str) -> None:
     """task://{task_id} is a template and tasks://recent a resource; both read as the Task JSON."""
+    fake.clock = ManualClock()
     async with connect(fake, mode=mode) as client:
         templates = (await client.list_resource_templates()).resource_templates
         resources = (await client.list_resources()).resources
@@ -374,7 +376,9 @@ async def test_the_task_resource_falls_back_to_the_journal_when_the_gateway_fail
     assert isinstance(content, TextResourceContents)
     task = json.loads(content.text)
     assert task["task_id"] == created["task_id"]
-    assert task["hint"].startswith("Last known state: reading the gateway failed (HTTP 503: Service Unavailable). ")
+    assert task["hint"].startswith(
+        "Reading the gateway failed (HTTP 503: Service Unavailable). Last known state, from "
+    )
 
 
 # --------------------------------------------------------------------------------------------- a broken journal
@@ -425,3 +429,18 @@ async def test_a_journal_that_fails_after_working_refuses_to_spend_money(fake: F
     )
     assert refused.endswith("Then call create_video again.")
     assert posts(fake) == 1
+
+
+async def test_sandbox_tasks_are_listed_apart_from_real_ones_and_marked(fake: FakeGateway) -> None:
+    """A sandbox server lists only sandbox tasks, each marked simulated once; a real server does not list them."""
+    async with connect(fake) as real:
+        real_id = ok(await call(real, "create_video", {"prompt": "a real cat"}))["task_id"]
+    async with Client(build_server(make_settings(sandbox=True, api_key=None))) as sandbox:
+        simulated = ok(await call(sandbox, "create_video", {"prompt": "a simulated cat"}))
+        (listed,) = await list_tasks(sandbox)
+    assert listed["task_id"] == simulated["task_id"] != real_id
+    assert listed["sandbox"] is True
+    assert listed["hint"].startswith("[Sandbox: simulated task, nothing was billed] Last known state, from ")
+    assert listed["hint"].count("[Sandbox") == 1
+    async with connect(fake) as real:
+        assert [t["task_id"] for t in await list_tasks(real)] == [real_id]
