@@ -16,6 +16,7 @@ says they are not recorded: refusing every create would make the server useless 
 """
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,8 +46,11 @@ CLOCK_SKEW_SECONDS = 60.0
 
 
 def gateway_scope(settings: Settings) -> str:
-    """The gateway a journal row belongs to: sandbox tasks and real ones never mix."""
-    return "sandbox" if settings.sandbox else settings.base_url
+    """The gateway a journal row belongs to: rows of other gateways are neither listed nor reused.
+
+    A sandbox's tasks live only as long as its simulated gateway, so each sandbox server gets a scope of its own.
+    """
+    return f"sandbox:{secrets.token_hex(8)}" if settings.sandbox else settings.base_url
 
 
 def in_flight_seconds(settings: Settings) -> float:

@@ -22,7 +22,7 @@ async def test_the_example_agent_makes_a_sandbox_video_with_progress() -> None:
     """`examples/agent.py --sandbox PROMPT` creates, waits with progress lines, ends completed with a video URL."""
     command = [sys.executable, str(EXAMPLES / "agent.py"), "--sandbox", "a corgi surfing a wave at sunset"]
     with anyio.fail_after(60):
-        env = {"PATH": os.environ["PATH"], "SORA_SANDBOX_SECONDS": "2"}
+        env = {"PATH": os.environ["PATH"], "SORA_SANDBOX_SECONDS": "2", "SORA_STATE_DIR": os.environ["SORA_STATE_DIR"]}
         done = await anyio.run_process(command, env=env, cwd=ROOT, check=False)
     stdout, stderr = done.stdout.decode(), done.stderr.decode()
     assert done.returncode == 0, stdout + stderr

@@ -18,7 +18,7 @@ from mcp.types import CallToolResult, TextContent
 
 from sora_mcp.models import Task
 from sora_mcp.sandbox import serve_app
-from sora_mcp.server import build_server
+from sora_mcp.server import TaskList, build_server
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,7 @@ CREATE = "/v1/videos/generations"
 VIDEO_STATUS = "/v1/videos/generations/"
 CHARACTER_STATUS = "/v1/characters_tasks/"
 TASK_ID = re.compile(r"task_[0-9A-HJKMNP-TV-Z]{26}")
-TOOLS = ["create_character", "create_video", "get_task"]
+TOOLS = ["create_character", "create_video", "get_task", "list_tasks"]
 FAILURE_MESSAGE = "Generation failed: Content violates the content policy"
 MAY_EXIST = "may have created this video task, and may bill it"
 DO_NOT_RECREATE = "Do not call create again right away"
@@ -141,8 +141,9 @@ def enum_of(prop: dict[str, Any]) -> list[Any]:
 # --------------------------------------------------------------------------------------------- discovery
 
 
-async def test_tools_list_offers_exactly_the_three_tools_with_their_annotations(mcp_client: Client) -> None:
-    """tools/list has create_video, create_character, get_task; creates are open-world writes, get_task a safe read."""
+async def test_tools_list_offers_exactly_the_four_tools_with_their_annotations(mcp_client: Client) -> None:
+    """tools/list has create_video, create_character, get_task, list_tasks; creates are open-world writes, the
+    other two safe reads."""
     tools = {tool.name: tool for tool in (await mcp_client.list_tools()).tools}
     assert sorted(tools) == TOOLS
     for name in ("create_video", "create_character"):
@@ -152,11 +153,12 @@ async def test_tools_list_offers_exactly_the_three_tools_with_their_annotations(
         assert annotations.idempotent_hint is False
         assert annotations.destructive_hint is False
         assert annotations.open_world_hint is True
-    read = tools["get_task"].annotations
-    assert read is not None
-    assert read.read_only_hint is True
-    assert read.idempotent_hint is True
-    assert read.open_world_hint is True
+    for name in ("get_task", "list_tasks"):
+        read = tools[name].annotations
+        assert read is not None
+        assert read.read_only_hint is True
+        assert read.idempotent_hint is True
+        assert read.open_world_hint is True
     for name in ("create_video", "create_character"):
         description = tools[name].description
         assert description is not None
@@ -164,11 +166,14 @@ async def test_tools_list_offers_exactly_the_three_tools_with_their_annotations(
         assert "get_task(task_id, wait_seconds=50)" in description
     assert tools["get_task"].description is not None
     assert "Free and safe to repeat" in tools["get_task"].description
+    assert tools["list_tasks"].description is not None
+    assert "find a task_id you lost" in tools["list_tasks"].description
     titles = {name: tool.title for name, tool in tools.items()}
     assert titles == {
         "create_video": "Create a video",
         "create_character": "Create a character",
         "get_task": "Get task status",
+        "list_tasks": "List recent tasks",
     }
 
 
@@ -197,6 +202,7 @@ async def test_create_video_takes_flat_arguments_with_the_documented_enums(mcp_c
         "private",
         "storyboard",
         "thumbnail",
+        "allow_duplicate",
     ]
     assert schema["required"] == ["prompt"]
     assert properties["prompt"]["type"] == "string"
@@ -208,8 +214,21 @@ async def test_create_video_takes_flat_arguments_with_the_documented_enums(mcp_c
     for flag in ("watermark", "private", "storyboard", "thumbnail"):
         assert {"type": "boolean"} in properties[flag]["anyOf"]
     character = tools["create_character"].input_schema
-    assert list(character["properties"]) == ["timestamps", "url", "from_task", "model"]
+    assert list(character["properties"]) == ["timestamps", "url", "from_task", "model", "allow_duplicate"]
     assert character["required"] == ["timestamps"]
+    for create in (schema, character):
+        allow = create["properties"]["allow_duplicate"]
+        assert (allow["type"], allow["default"]) == ("boolean", False)
+        assert "Costs money again" in allow["description"]
+    list_tasks = tools["list_tasks"].input_schema["properties"]
+    assert list(list_tasks) == ["limit", "kind", "status", "refresh"]
+    assert (list_tasks["limit"]["minimum"], list_tasks["limit"]["maximum"], list_tasks["limit"]["default"]) == (
+        1,
+        100,
+        20,
+    )
+    assert enum_of(list_tasks["kind"]) == ["video", "character"]
+    assert enum_of(list_tasks["status"]) == ["queued", "in_progress", "completed", "failed", "unknown"]
     get_task = tools["get_task"].input_schema["properties"]
     assert get_task["wait_seconds"]["minimum"] == 0
     assert get_task["wait_seconds"]["maximum"] == 50
@@ -217,13 +236,16 @@ async def test_create_video_takes_flat_arguments_with_the_documented_enums(mcp_c
 
 
 async def test_every_tool_declares_the_task_output_schema(mcp_client: Client) -> None:
-    """All three tools return one Task: task_id, kind, status, progress, urls, hint..."""
+    """create_* and get_task return one Task (task_id, kind, status, progress, urls, hint...); list_tasks a list."""
     expected = Task.model_json_schema()
-    for tool in (await mcp_client.list_tools()).tools:
-        assert tool.output_schema == expected
-        assert tool.output_schema["required"] == ["task_id", "kind", "status"]
-        for key in ("progress", "video_url", "characters", "error", "next_poll_seconds", "hint"):
-            assert key in tool.output_schema["properties"]
+    tools = {tool.name: tool for tool in (await mcp_client.list_tools()).tools}
+    for name in ("create_video", "create_character", "get_task"):
+        schema = tools[name].output_schema
+        assert schema == expected
+        assert schema["required"] == ["kind", "status"]  # task_id is absent only when the outcome is unknown
+        for key in ("task_id", "progress", "video_url", "characters", "error", "next_poll_seconds", "hint"):
+            assert key in schema["properties"]
+    assert tools["list_tasks"].output_schema == TaskList.model_json_schema()
 
 
 async def test_instructions_explain_polling_with_get_task_and_wait_seconds(mcp_client: Client) -> None:

@@ -23,14 +23,15 @@ pytestmark = pytest.mark.anyio
 
 CREATE = "/v1/videos/generations"
 VIDEO_STATUS = "/v1/videos/generations/"
-TOOLS = ["create_character", "create_video", "get_task"]
+TOOLS = ["create_character", "create_video", "get_task", "list_tasks"]
 CANARY = "sk-canary-0d4f7b2e91c35a68"
 SERVER = [sys.executable, "-m", "sora_mcp"]
 
 
 def server_env(**variables: str) -> dict[str, str]:
-    """The subprocess environment: PATH plus the given SORA_* variables (stdio does not inherit ours)."""
-    return {"PATH": os.environ["PATH"], **variables}
+    """The subprocess environment: PATH, the test's journal directory and the given SORA_* variables (stdio
+    does not inherit ours)."""
+    return {"PATH": os.environ["PATH"], "SORA_STATE_DIR": os.environ["SORA_STATE_DIR"], **variables}
 
 
 def gateway_env(url: str, key: str = API_KEY) -> dict[str, str]:
