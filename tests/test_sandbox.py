@@ -244,7 +244,16 @@ async def test_video_advances_from_queued_to_completed_in_the_toapis_dialect(
         "progress": 100,
         "completed_at": START + 100,
         "expires_at": START + 100 + 86400,
-        "result": {"type": "video", "data": [{"url": f"http://gateway/files/{task_id}.mp4", "format": "mp4"}]},
+        "result": {
+            "type": "video",
+            "data": [
+                {
+                    "url": f"http://gateway/files/{task_id}.mp4",
+                    "format": "mp4",
+                    "thumbnail_url": f"http://gateway/files/{task_id}.jpg",
+                }
+            ],
+        },
     }
 
 
@@ -466,6 +475,28 @@ async def test_completed_video_serves_a_real_mp4_and_jpeg_thumbnail(
     assert video.content[4:8] == b"ftyp"
     assert thumbnail.headers["content-type"] == "image/jpeg"
     assert thumbnail.content.startswith(b"\xff\xd8")
+
+
+@pytest.mark.parametrize("dialect", ["toapis", "dashlyai"])
+async def test_a_video_requested_without_thumbnail_links_none(clock: ManualClock, dialect: Dialect) -> None:
+    """`metadata.thumbnail: false` leaves the thumbnail link out of the completed task in both dialects."""
+    async with _client(SandboxGateway(clock=clock, dialect=dialect, video_seconds=100)) as client:
+        task_id = await _completed_video(client, clock, metadata={"thumbnail": False})
+        task = (await client.get(f"{CREATE}/{task_id}")).json()
+    assert ".jpg" not in json.dumps(task)
+    assert f"/files/{task_id}.mp4" in json.dumps(task)
+
+
+async def test_media_links_expire_a_day_after_completion(client: httpx2.AsyncClient, clock: ManualClock) -> None:
+    """Until expires_at the files are served; from then on the media route answers 403, like a stale signed URL."""
+    task_id = await _completed_video(client, clock)
+    expires_at = (await client.get(f"{CREATE}/{task_id}")).json()["expires_at"]
+    clock.advance(expires_at - clock.now - 1)
+    assert (await client.get(f"/files/{task_id}.mp4")).status_code == 200
+    clock.advance(1)
+    for suffix in ("mp4", "jpg"):
+        expired = await client.get(f"/files/{task_id}.{suffix}")
+        assert (expired.status_code, expired.json()["error"]["message"]) == (403, "Request has expired")
 
 
 async def test_completed_character_serves_its_avatar_but_no_video(
