@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from fake_gateway import FakeGateway, ManualClock, refused_url, serve_in_thread
 
-from sora_mcp.sandbox import Dialect, SandboxGateway, serve_sandbox
+from sora_mcp.sandbox import Dialect, SandboxGateway, serve_app, serve_sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -603,11 +603,28 @@ async def test_fault_can_answer_an_html_page_or_malformed_json(
     assert (custom.status_code, custom.json()) == (500, {"message": "upstream exploded"})
 
 
-def test_fault_refuses_both_json_and_text_and_zero_times() -> None:
-    """A fault has one body, and is used at least once."""
+async def test_stream_file_streams_in_chunks_and_can_drop_the_connection_mid_body() -> None:
+    """Over real HTTP, a streamed file can come without Content-Length, or break off after `drop_after` bytes."""
     gateway = FakeGateway()
-    with pytest.raises(ValueError, match="json or text"):
+    body = bytes(range(256)) * 800
+    gateway.stream_file("/files/a.mp4", body=body, declare_length=False)
+    gateway.stream_file("/files/a.mp4", body=body, drop_after=70_000)
+    async with serve_app(gateway.app) as url, httpx2.AsyncClient(base_url=url) as client:
+        whole = await client.get("/files/a.mp4")
+        assert (whole.content, whole.headers["content-type"]) == (body, "video/mp4")
+        assert "content-length" not in whole.headers
+        with pytest.raises(httpx2.RemoteProtocolError):
+            await client.get("/files/a.mp4")
+        assert (await client.get("/files/a.mp4")).status_code == 404  # faults used up: the sandbox answers
+
+
+def test_fault_refuses_two_bodies_and_zero_times() -> None:
+    """A fault has one body (json, text or content), and is used at least once."""
+    gateway = FakeGateway()
+    with pytest.raises(ValueError, match="one of json, text or content"):
         gateway.fault("GET", CREATE, json={}, text="")
+    with pytest.raises(ValueError, match="one of json, text or content"):
+        gateway.fault("GET", CREATE, text="", content=b"")
     with pytest.raises(ValueError, match="at least 1"):
         gateway.hang("GET", CREATE, times=0)
 
