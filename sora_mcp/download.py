@@ -529,7 +529,7 @@ class _TaskFiles:
 def _result(
     task_id: str, video: SavedFile, thumbnail: SavedFile | None, wanted_thumbnail: bool, *, has_thumbnail: bool
 ) -> DownloadResult:
-    size = _human_size(video.size)
+    size = human_size(video.size)
     if video.reused:
         hint = f"The video was already saved at {video.path} ({size}); nothing was downloaded again."
     else:
@@ -551,7 +551,8 @@ def _result(
     )
 
 
-def _human_size(size: int) -> str:
+def human_size(size: int) -> str:
+    """``5.0 MB``, ``41 KB`` or ``512 bytes``."""
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.1f} MB"
     return f"{size / 1024:.0f} KB" if size >= 1024 else f"{size} bytes"

@@ -35,7 +35,7 @@ from pydantic import AfterValidator, Field, ValidationError
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
 from sora_mcp.config import Settings
-from sora_mcp.download import default_output_dir, download_task_video, fetch_small_image
+from sora_mcp.download import default_output_dir, download_task_video, fetch_small_image, human_size
 from sora_mcp.errors import (
     APIConnectionError,
     APIResponseError,
@@ -107,7 +107,6 @@ READ_ANNOTATIONS = ToolAnnotations(
 DOWNLOAD_ANNOTATIONS = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
-MEGABYTE = 1024 * 1024
 
 TaskId = Annotated[
     str,
@@ -335,8 +334,8 @@ def build_server(
                 nonlocal last_reported
                 if done > last_reported:
                     last_reported = done
-                    of = f" of {total / MEGABYTE:.1f}" if total else ""
-                    await ctx.report_progress(done, total, f"downloaded {done / MEGABYTE:.1f}{of} MB")
+                    of = f" of {human_size(total)}" if total else ""
+                    await ctx.report_progress(done, total, f"downloaded {human_size(done)}{of}")
 
             result = await download_task_video(
                 _client(ctx),

@@ -318,7 +318,7 @@ async def test_progress_is_reported_while_downloading_strictly_increasing_and_th
     done = [report[0] for report in reports]
     assert 2 <= len(done) < 16
     assert done == sorted(set(done))
-    assert reports[-1] == (len(body), len(body), "downloaded 1.0 of 1.0 MB")
+    assert reports[-1] == (len(body), len(body), "downloaded 1.0 MB of 1.0 MB")
     assert all(total == len(body) for _, total, _ in reports)
 
 
