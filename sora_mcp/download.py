@@ -126,6 +126,11 @@ def prepare_output_dir(directory: Path) -> Path:
     return resolved
 
 
+def existing_dir(directory: Path) -> Path | None:
+    """The resolved folder if it exists (nothing is created), else None."""
+    return directory.resolve() if directory.is_dir() else None
+
+
 def confined_path(directory: Path, name: str) -> Path:
     """``directory / name``, refusing a name that is a symbolic link or would resolve outside ``directory``."""
     target = directory / name
@@ -413,23 +418,26 @@ async def download_task_video(
 ) -> DownloadResult:
     """Save the video of a completed task (and its thumbnail) into ``output_dir``; see the module docstring."""
     name = check_filename(filename) if filename is not None else None
-    directory = prepare_output_dir(output_dir)
-    video = find_recorded(directory, task_id, "video", name)
-    thumbnail = find_recorded(directory, task_id, "thumbnail") if include_thumbnail else None
-    if video is not None and (thumbnail is not None or not include_thumbnail):
-        return _result(task_id, video, thumbnail, include_thumbnail, has_thumbnail=True)
-    target = confined_path(directory, name or default_filename(task_id)) if video is None else None
+    video = thumbnail = None
+    if existing := existing_dir(output_dir):  # earlier downloads, or a name to refuse, exist only there
+        video = find_recorded(existing, task_id, "video", name)
+        thumbnail = find_recorded(existing, task_id, "thumbnail") if include_thumbnail else None
+        if video is not None and (thumbnail is not None or not include_thumbnail):
+            return _result(task_id, video, thumbnail, include_thumbnail, has_thumbnail=True)
+        if video is None:
+            confined_path(existing, name or default_filename(task_id))
 
     fetcher = _TaskFiles(client, await client.get_task(task_id))
     fetcher.check_downloadable()
+    directory = prepare_output_dir(output_dir)  # created only once there is something to save
     if fetcher.task.expires_at is not None and fetcher.task.expires_at <= now:
         await fetcher.refresh()
-    if target is not None:
+    if video is None:
+        target = confined_path(directory, name or default_filename(task_id))
         video = await fetcher.save(
             "video_url", target, max_bytes=max_bytes, read_timeout=read_timeout, on_progress=on_progress
         )
         _record(directory, video, task_id, "video")
-    assert video is not None
     thumbnail_problem = None
     if include_thumbnail and thumbnail is None and (url := fetcher.task.thumbnail_url):
         suffix = _IMAGE_SUFFIXES.get(Path(urlsplit(url).path).suffix.lower(), ".jpg")

@@ -440,14 +440,14 @@ async def test_a_read_only_output_folder_is_a_clear_error(
 async def test_an_output_path_below_a_file_is_a_clear_error(
     fake: FakeGateway, gateway_url: str, tmp_path: Path
 ) -> None:
-    """An output folder that cannot be created (its parent is a file) is refused before any request."""
+    """An output folder that cannot be created (its parent is a file) is refused before any media request."""
     place(tmp_path, "a-file", b"x")
     out = tmp_path / "a-file" / "videos"
     async with connect(gateway_url, out) as client:
         result = await client.call_tool("download_video", {"task_id": completed_video(fake)})
     message = error_text(result)
     assert message.startswith(f"Error executing tool download_video: Cannot create the output folder {out} (")
-    assert fake.requests == []
+    assert file_requests(fake) == []
 
 
 def test_the_default_folder_is_sora_mcp_in_videos_else_downloads(
