@@ -35,12 +35,21 @@ from sora_mcp.errors import (
     SoraError,
     make_status_error,
 )
-from sora_mcp.models import CharacterRequest, Task, TaskKind, VideoRequest, parse_task, with_guidance
+from sora_mcp.models import (
+    CharacterRequest,
+    RemixRequest,
+    Task,
+    TaskKind,
+    VideoRequest,
+    parse_task,
+    with_guidance,
+)
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"sora-mcp/{__version__}"
 CREATE_PATH = "/v1/videos/generations"
+REMIX_PATH = "/v1/videos/{}/remix"
 STATUS_PATHS: dict[TaskKind, str] = {"video": "/v1/videos/generations/{}", "character": "/v1/characters_tasks/{}"}
 
 MAX_BACKOFF_SECONDS = 8.0
@@ -132,11 +141,29 @@ class SoraClient:
     def sandbox(self) -> bool:
         return self._sandbox
 
+    @property
+    def http(self) -> httpx2.AsyncClient:
+        """The one HTTP client of this process, also used to fetch result media (``download.py``)."""
+        return self._http
+
+    def media_headers(self, url: str) -> dict[str, str]:
+        """Headers for fetching a result file. The API key goes only to the gateway's own origin: media URLs
+        usually point at another host (``files.dashlyai.cc``), which must never see it."""
+        headers = {"User-Agent": USER_AGENT}
+        key = self._settings.api_key
+        if key is not None and _same_origin(url, self._base_url):
+            headers["Authorization"] = f"Bearer {key.get_secret_value()}"
+        return headers
+
     # ------------------------------------------------------------------------------------------- public API
 
     async def create_video(self, request: VideoRequest) -> Task:
         """Submit a video task. Raises ``CreateOutcomeUnknownError`` when it may exist without us knowing its id."""
         return await self._create(request.to_payload(), "video")
+
+    async def remix_video(self, request: RemixRequest) -> Task:
+        """Submit a remix of a completed video: a new, billed video task, under the create rule."""
+        return await self._create(request.to_payload(), "video", path=REMIX_PATH.format(request.source_task_id))
 
     async def create_character(self, request: CharacterRequest) -> Task:
         """Submit a character task (poll it at ``/v1/characters_tasks``)."""
@@ -237,9 +264,9 @@ class SoraClient:
     def _guide(self, task: Task) -> Task:
         return with_guidance(task, now=self._clock(), sandbox=self._sandbox)
 
-    async def _create(self, payload: dict[str, Any], kind: TaskKind) -> Task:
+    async def _create(self, payload: dict[str, Any], kind: TaskKind, *, path: str = CREATE_PATH) -> Task:
         try:
-            raw = await self._send("POST", CREATE_PATH, body=payload, policy="create")
+            raw = await self._send("POST", path, body=payload, policy="create")
         except (APIConnectionError, APIResponseError) as exc:
             if isinstance(exc, APIResponseError) or exc.request_sent:
                 raise CreateOutcomeUnknownError(kind, exc) from exc
@@ -308,6 +335,14 @@ class SoraClient:
                 f"the connection to the gateway broke ({_describe_transport(exc)})", request_sent=True
             ) from None
         return _read_json(response, self._clock(), secret=self._secret)
+
+
+def _same_origin(url: str, base_url: str) -> bool:
+    try:
+        a, b = httpx2.URL(url), httpx2.URL(base_url)
+    except httpx2.InvalidURL:
+        return False
+    return (a.scheme, a.host.lower(), a.port) == (b.scheme, b.host.lower(), b.port)
 
 
 def _describe_transport(exc: Exception) -> str:

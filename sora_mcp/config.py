@@ -49,6 +49,16 @@ class Settings(BaseSettings):
 
     duplicate_window: Annotated[float, Field(ge=0, le=86_400)] = 600.0
     """Seconds during which a create with the same arguments returns the earlier task instead; 0 turns it off."""
+    output_dir: Path | None = None
+    """Folder where ``download_video`` saves files; by default a ``sora-mcp`` folder in the user's Videos (or
+    Downloads) folder. Created on demand. Must be absolute (``~`` is expanded): a relative path would depend on
+    the working directory the MCP client happens to start the server in."""
+
+    max_download_mb: Annotated[int, Field(gt=0, le=100_000)] = 500
+    """Largest file ``download_video`` saves, in megabytes (MiB); a larger one is refused, nothing is kept."""
+
+    inline_thumbnails: bool = True
+    """Show a completed video's thumbnail (when the gateway has one) as an image next to get_task's result."""
 
     @field_validator("base_url")
     @classmethod
@@ -75,6 +85,20 @@ class Settings(BaseSettings):
                     "must be an absolute path (an MCP client starts servers in an unpredictable directory)"
                 )
         return value
+
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _check_output_dir(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        path = Path(str(value).strip()).expanduser()
+        if not path.is_absolute():
+            raise ValueError("must be an absolute path such as ~/Videos/sora-mcp (relative paths are ambiguous)")
+        return path
+
+    @property
+    def max_download_bytes(self) -> int:
+        return self.max_download_mb * 1024 * 1024
 
     @field_validator("api_key")
     @classmethod

@@ -6,6 +6,12 @@
     ├── MissingAPIKeyError            no SORA_API_KEY configured
     ├── InvalidArgumentError          a request we refuse to send (field + allowed values)
     ├── JournalError                  the task journal (SQLite) cannot be opened, read or written
+    ├── TaskNotReadyError             download_video on a task without a video to fetch (yet)
+    ├── DownloadError                 fetching a result file from the media host, or saving it, failed
+    │   ├── MediaExpiredError         the media host refused the URL (403/404/410), also after a fresh read
+    │   ├── DownloadTooLargeError     the file is larger than SORA_MAX_DOWNLOAD_MB
+    │   ├── OutputDirError            the output folder cannot be created or written
+    │   └── FileConflictError         the file name is taken by other content or by a symbolic link
     └── APIError                      anything the gateway (or the way to it) did wrong
         ├── APIConnectionError        no HTTP answer; ``request_sent`` says whether it may have arrived
         │   └── APITimeoutError
@@ -22,7 +28,8 @@
         └── CreateOutcomeUnknownError a create POST may have created (and billed) a task, but we got no id
 
 The MCP layer turns each of these into exactly one actionable tool error (``server.py``). The API key is never
-part of any message: errors carry only what the gateway answered, trimmed.
+part of any message: errors carry only what the gateway answered, trimmed. The messages of ``TaskNotReadyError``
+and the ``DownloadError`` family are written for the calling model as they are: what happened, what to do.
 """
 
 from typing import Any
@@ -59,6 +66,43 @@ class JournalError(SoraError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class TaskNotReadyError(SoraError):
+    """The task has no video to download: still running, failed, a character task, or no URL given."""
+
+    def __init__(self, message: str, *, task_id: str, status: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.status = status
+
+
+class DownloadError(SoraError):
+    """Fetching a result file or saving it failed. No partial file is ever left at the target path."""
+
+
+class MediaExpiredError(DownloadError):
+    """The media host refused the URL with 403, 404 or 410: the link expired (or was revoked)."""
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class DownloadTooLargeError(DownloadError):
+    """The file is larger than the configured cap (``SORA_MAX_DOWNLOAD_MB``)."""
+
+    def __init__(self, message: str, *, limit_bytes: int) -> None:
+        super().__init__(message)
+        self.limit_bytes = limit_bytes
+
+
+class OutputDirError(DownloadError):
+    """The output folder cannot be created or written (read-only, not a folder, disk full)."""
+
+
+class FileConflictError(DownloadError):
+    """The requested file name already holds different content, or is a symbolic link: never overwritten."""
 
 
 class APIError(SoraError):

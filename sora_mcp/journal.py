@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeVar, get_args
 import anyio.to_thread
 
 from sora_mcp.errors import JournalError
-from sora_mcp.models import CharacterRequest, Task, TaskError, TaskKind, TaskStatus, VideoRequest
+from sora_mcp.models import CharacterRequest, CreateRequest, RemixRequest, Task, TaskError, TaskKind, TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Submission:
 
     kind: TaskKind
     tool: str
-    """The MCP tool that sends it: ``create_video`` or ``create_character``."""
+    """The MCP tool that sends it: ``create_video``, ``create_character`` or ``remix_video``."""
     request_hash: str
     """SHA-256 of the canonical JSON of the kind and the gateway payload: equal requests, equal hash."""
     arguments: str
@@ -116,19 +116,22 @@ class Submission:
     model: str
 
     @classmethod
-    def of(cls, request: VideoRequest | CharacterRequest) -> "Submission":
-        kind: TaskKind = "video" if isinstance(request, VideoRequest) else "character"
+    def of(cls, request: CreateRequest) -> "Submission":
+        kind: TaskKind = "character" if isinstance(request, CharacterRequest) else "video"
+        tool = "remix_video" if isinstance(request, RemixRequest) else f"create_{kind}"
         payload = request.to_payload()
+        if isinstance(request, RemixRequest):
+            payload = {"remix_of": request.source_task_id, **payload}
         canonical = _canonical({"kind": kind, "payload": payload})
         stored = dict(payload)
         if "images" in stored:
             stored["images"] = [_shorten_data_uri(image) for image in stored["images"]]
         return cls(
             kind=kind,
-            tool=f"create_{kind}",
+            tool=tool,
             request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
             arguments=_canonical(stored),
-            prompt=request.prompt if isinstance(request, VideoRequest) else None,
+            prompt=None if isinstance(request, CharacterRequest) else request.prompt,
             model=request.model,
         )
 

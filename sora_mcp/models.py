@@ -32,6 +32,8 @@ TaskKind = Literal["video", "character"]
 TaskStatus = Literal["queued", "in_progress", "completed", "failed", "unknown"]
 
 DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (10, 15, 25)}
+REMIX_DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (15, 25)}
+"""A remix has its own rule for sora-2-pro (15 s HD or 25 s), upstream-api.md §7."""
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed"})
 
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,199}$"
@@ -101,12 +103,7 @@ class VideoRequest(_Request):
     @field_validator("prompt")
     @classmethod
     def _check_prompt(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise _invalid("must describe the video; it is empty")
-        if len(value) > MAX_PROMPT_CHARS:
-            raise _invalid(f"is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}")
-        return value
+        return _check_prompt_text(value, "must describe the video; it is empty")
 
     @field_validator("images")
     @classmethod
@@ -120,12 +117,7 @@ class VideoRequest(_Request):
     @field_validator("duration")
     @classmethod
     def _check_duration_for_model(cls, value: int | None, info: ValidationInfo) -> int | None:
-        model = info.data.get("model")
-        allowed = DURATIONS.get(model) if isinstance(model, str) else None
-        if value is not None and allowed is not None and value not in allowed:
-            extra = " (25 s needs model='sora-2-pro')" if value == 25 else ""
-            raise _invalid(f"{model} allows {_or(allowed)} seconds{extra}")
-        return value
+        return _check_duration(value, info.data.get("model"), DURATIONS, "")
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON body the gateway documents; unset optional fields are left out."""
@@ -142,6 +134,62 @@ class VideoRequest(_Request):
         if metadata:
             payload["metadata"] = metadata
         return payload
+
+
+class RemixRequest(_Request):
+    """A remix of a completed video (``POST /v1/videos/{source_task_id}/remix``): a new video task from an old one.
+
+    ``source_task_id`` goes into the path, not the body, but belongs to the request: the same remix of another
+    video is another request (the journal's duplicate check relies on that).
+    """
+
+    source_task_id: str
+    prompt: str
+    model: VideoModel = "sora-2"
+    duration: Duration | None = None
+    size: AspectRatio | None = None
+
+    @field_validator("source_task_id")
+    @classmethod
+    def _check_source(cls, value: str) -> str:
+        return check_task_id(value)
+
+    @field_validator("prompt")
+    @classmethod
+    def _check_prompt(cls, value: str) -> str:
+        return _check_prompt_text(value, "must say how to change the video; it is empty")
+
+    @field_validator("duration")
+    @classmethod
+    def _check_duration_for_model(cls, value: int | None, info: ValidationInfo) -> int | None:
+        return _check_duration(value, info.data.get("model"), REMIX_DURATIONS, " for a remix")
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body the gateway documents; unset optional fields are left out."""
+        payload: dict[str, Any] = {"model": self.model, "prompt": self.prompt}
+        if self.size is not None:
+            payload["size"] = self.size
+        if self.duration is not None:
+            payload["duration"] = self.duration
+        return payload
+
+
+def _check_prompt_text(value: str, empty: str) -> str:
+    value = value.strip()
+    if not value:
+        raise _invalid(empty)
+    if len(value) > MAX_PROMPT_CHARS:
+        raise _invalid(f"is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}")
+    return value
+
+
+def _check_duration(value: int | None, model: Any, rules: dict[str, tuple[int, ...]], what: str) -> int | None:
+    allowed = rules.get(model) if isinstance(model, str) else None
+    if value is None or allowed is None or value in allowed:
+        return value
+    others = [name for name, durations in rules.items() if value in durations and name != model]
+    extra = f" ({value} s needs model='{others[0]}')" if others else ""
+    raise _invalid(f"{model} allows {_or(allowed)} seconds{what}{extra}")
 
 
 def _check_image(index: int, image: str) -> str:
@@ -214,6 +262,10 @@ class CharacterRequest(_Request):
         else:
             payload["from_task"] = self.from_task
         return payload
+
+
+CreateRequest = VideoRequest | CharacterRequest | RemixRequest
+"""Every request that creates, and bills, a task."""
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -303,6 +355,29 @@ class Task(BaseModel):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class DownloadResult(BaseModel):
+    """A video saved by download_video on the machine that runs this server."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    task_id: str
+    """The video task the file belongs to."""
+    path: str
+    """Absolute path of the saved video file."""
+    bytes: int
+    """File size in bytes."""
+    sha256: str
+    """SHA-256 of the file, hex."""
+    content_type: str | None = None
+    """Media type the media host gave, e.g. ``video/mp4``."""
+    thumbnail_path: str | None = None
+    """Absolute path of the saved thumbnail, when include_thumbnail was set and the gateway has one."""
+    already_downloaded: bool = False
+    """True when the same file was already there: nothing was fetched or rewritten."""
+    hint: str = ""
+    """What to tell the user, in one sentence."""
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -477,8 +552,8 @@ def describe_next_step(task: Task) -> str:
     if task.status == "completed" and task.kind == "video":
         keep = f" The URL expires at {format_utc(task.expires_at)}" if task.expires_at else " Result URLs expire (24 h)"
         return (
-            "The video is ready: give the user video_url." + keep + ", so download it before then if the user "
-            "wants to keep the file."
+            "The video is ready: give the user video_url." + keep + ", so if the user wants to keep the file, "
+            f"call download_video with task_id='{task.task_id}' before then."
         )
     if task.status == "completed":
         mentions = " ".join(c.mention for c in task.characters if c.mention)

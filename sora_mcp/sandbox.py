@@ -10,7 +10,13 @@ documented shapes and error envelope (`{"error": {"code", "message", "type"}}`):
   in the `"toapis"` (current) or `"dashlyai"` (older) response dialect;
 - `POST /v1/videos/{task_id}/remix`: a new video task from a completed one;
 - `GET /files/{task_id}.mp4` and `.jpg`: the media that completed tasks link to, a tiny real
-  MP4 and JPEG. Like the real media host, this route needs no API key.
+  MP4 and JPEG. Like the real media host, this route needs no API key, and its links expire
+  24 h after completion (then it answers 403, as an expired signed URL does).
+
+A completed video links its thumbnail (`result.data[0].thumbnail_url` in the "toapis" dialect,
+`thumbnail` in "dashlyai") unless its request said `metadata.thumbnail: false`. The real
+gateway's toapis-style answers document no thumbnail field; the sandbox shows one by default so
+that trying it shows everything a client can meet.
 
 Tasks advance with the injected clock: queued for the first 15% of their duration, then
 in_progress with rising progress, then completed.
@@ -193,10 +199,12 @@ class SandboxGateway:
         return self.describe(self._find(task_id, "character"), media_base)
 
     def media(self, task_id: str, suffix: Literal["mp4", "jpg"]) -> bytes:
-        """The video (`mp4`) or thumbnail/avatar (`jpg`) of a completed task."""
+        """The video (`mp4`) or thumbnail/avatar (`jpg`) of a completed task, until its link expires."""
         task = self.tasks.get(task_id)
         if task is None or self.status_of(task)[0] != "completed" or (suffix == "mp4" and task.kind != "video"):
             raise SandboxError(404, "File not found", "not_found_error")
+        if self.clock() >= task.created_at + task.seconds + _RESULT_TTL_S:
+            raise SandboxError(403, "Request has expired", "expired")
         return _asset(f"sandbox.{suffix}")
 
     def status_of(self, task: SandboxTask) -> tuple[TaskStatus, int]:
@@ -243,9 +251,14 @@ class SandboxGateway:
                 doc["result"] = {"type": "character", "data": {"characters": [character]}}
             elif self.dialect == "toapis":
                 doc["expires_at"] = completed_at + _RESULT_TTL_S
-                doc["result"] = {"type": "video", "data": [{"url": f"{media}.mp4", "format": "mp4"}]}
+                item = {"url": f"{media}.mp4", "format": "mp4"}
+                if _wants_thumbnail(task):
+                    item["thumbnail_url"] = f"{media}.jpg"
+                doc["result"] = {"type": "video", "data": [item]}
             else:
-                doc |= {"url": f"{media}.mp4", "thumbnail": f"{media}.jpg"}
+                doc["url"] = f"{media}.mp4"
+                if _wants_thumbnail(task):
+                    doc["thumbnail"] = f"{media}.jpg"
         if task.kind == "character":
             doc["metadata"] = {}
         return doc
@@ -335,6 +348,11 @@ class SandboxGateway:
 
     def _media_base(self, request: Request) -> str:
         return self.public_url or str(request.base_url).rstrip("/")
+
+
+def _wants_thumbnail(task: SandboxTask) -> bool:
+    metadata = task.request.get("metadata")
+    return not (isinstance(metadata, dict) and metadata.get("thumbnail") is False)
 
 
 async def _json_body(request: Request) -> Any:

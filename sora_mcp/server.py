@@ -7,13 +7,16 @@ errors in exactly one place, :func:`tool_errors`, with text the calling model ca
 environment reads, no sockets, no files.
 """
 
+import base64
 import inspect
 import json
 import logging
+import mimetypes
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -21,12 +24,21 @@ import httpx2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
+from mcp.types import (
+    CallToolResult,
+    ContentBlock,
+    Icon,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+    ToolAnnotations,
+)
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
 from sora_mcp.config import Settings
+from sora_mcp.download import default_output_dir, download_task_video, fetch_small_image, human_size
 from sora_mcp.errors import (
     APIConnectionError,
     APIResponseError,
@@ -36,6 +48,8 @@ from sora_mcp.errors import (
     BadRequestError,
     ContentPolicyError,
     CreateOutcomeUnknownError,
+    DownloadError,
+    InvalidArgumentError,
     JournalError,
     MissingAPIKeyError,
     NotFoundError,
@@ -44,13 +58,16 @@ from sora_mcp.errors import (
     RateLimitError,
     ServerError,
     SoraError,
+    TaskNotReadyError,
 )
 from sora_mcp.journal import Journal, journal_path
 from sora_mcp.models import (
     TASK_ID_PATTERN,
     AspectRatio,
     CharacterRequest,
+    DownloadResult,
     Duration,
+    RemixRequest,
     Style,
     Task,
     TaskKind,
@@ -76,7 +93,9 @@ Make videos with the Sora-2 models. Creating costs the user real money and takes
 2. Call get_task(task_id, wait_seconds=50) until status is "completed" or "failed"; each call waits on the
    server and reports progress. Follow the result's "hint".
 3. Give the user video_url (it expires, about 24 h) or the character's "@username" mention, which casts the
-   character when written into a create_video prompt.
+   character when written into a create_video prompt. If the user wants to keep a video, call
+   download_video(task_id) before it expires: it saves the file on this computer and returns its path.
+4. remix_video(task_id, prompt) makes a new (paid) video from a completed one, when the user asks for changes.
 Never create a task again because a call timed out or a task is slow: poll the task_id you have. Lost a task_id
 (new chat, timeout, restart)? list_tasks shows every task this server created, newest first. An identical create
 within minutes returns the earlier task ("reused": true) instead of paying twice."""
@@ -107,6 +126,9 @@ CREATE_ANNOTATIONS = ToolAnnotations(
 )
 READ_ANNOTATIONS = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+DOWNLOAD_ANNOTATIONS = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
 
 AllowDuplicate = Annotated[
@@ -290,6 +312,82 @@ def build_server(
             request = _validated(CharacterRequest, timestamps=timestamps, url=url, from_task=from_task, model=model)
             return task_result(await _tasks(ctx).create(request, allow_duplicate=allow_duplicate))
 
+    @server.tool(title="Remix a video", annotations=CREATE_ANNOTATIONS)
+    async def remix_video(
+        ctx: ToolContext,
+        task_id: TaskId,
+        prompt: Annotated[
+            str, Field(description="How to change the video, e.g. 'make it night and add falling snow'.")
+        ],
+        model: Annotated[
+            VideoModel, Field(description="sora-2 (10 or 15 s) or sora-2-pro (15 s HD or 25 s).")
+        ] = "sora-2",
+        size: Annotated[AspectRatio | None, Field(description="Aspect ratio: 16:9, 9:16 or 1:1.")] = None,
+        duration: Annotated[
+            Duration | None,
+            Field(description="Length in seconds: 10 or 15 with sora-2; 15 or 25 with sora-2-pro."),
+        ] = None,
+        allow_duplicate: AllowDuplicate = False,
+    ) -> Annotated[CallToolResult, Task]:
+        """Make a new video from a completed one (task_id from create_video), changed as the prompt says.
+
+        Costs the user money like create_video: call it only when the user asks, once per remix. Private
+        videos cannot be remixed. Returns a new task_id at once; then call get_task(task_id, wait_seconds=50)
+        with that new id. If a call fails or times out, do not simply call it again: the error says whether a
+        task may already exist.
+        """
+        with tool_errors(secret):
+            request = _validated(
+                RemixRequest, source_task_id=task_id, prompt=prompt, model=model, size=size, duration=duration
+            )
+            return task_result(await _tasks(ctx).create(request, allow_duplicate=allow_duplicate))
+
+    @server.tool(title="Download a video", annotations=DOWNLOAD_ANNOTATIONS)
+    async def download_video(
+        ctx: ToolContext,
+        task_id: TaskId,
+        include_thumbnail: Annotated[
+            bool, Field(description="Also save the thumbnail image next to the video, when the gateway has one.")
+        ] = False,
+        filename: Annotated[
+            str | None,
+            Field(
+                max_length=200,
+                description="File name for the video, e.g. 'beach-sunset.mp4' (a plain name, saved in the "
+                "output folder; '.mp4' is added if missing). Default: '<task_id>.mp4'.",
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, DownloadResult]:
+        """Save a completed video to a file on the computer running this server and return its path.
+
+        Use it when the user wants to keep or open the video: result URLs expire about 24 h after completion.
+        Free and safe to repeat: an already saved video is not downloaded again, and an existing file with
+        other content is never overwritten. Files go to SORA_OUTPUT_DIR (by default a 'sora-mcp' folder in the
+        user's Videos or Downloads folder). Reports progress while downloading. Tell the user the returned path.
+        """
+        with tool_errors(secret, task_id=task_id):
+            last_reported = 0
+
+            async def report(done: int, total: int | None) -> None:
+                nonlocal last_reported
+                if done > last_reported:
+                    last_reported = done
+                    of = f" of {human_size(total)}" if total else ""
+                    await ctx.report_progress(done, total, f"downloaded {human_size(done)}{of}")
+
+            result = await download_task_video(
+                _tasks(ctx).client,
+                task_id,
+                output_dir=settings.output_dir or default_output_dir(),
+                filename=filename,
+                include_thumbnail=include_thumbnail,
+                max_bytes=settings.max_download_bytes,
+                read_timeout=settings.timeout,
+                now=clock(),
+                on_progress=report,
+            )
+            return download_result(result)
+
     @server.tool(title="Get task status", annotations=READ_ANNOTATIONS)
     async def get_task(
         ctx: ToolContext,
@@ -308,13 +406,15 @@ def build_server(
 
         Free and safe to repeat. Use wait_seconds=50 to wait efficiently instead of polling in a loop; while
         the task is still running, call it again (the result's hint and next_poll_seconds say when). A
-        completed video has video_url (and expires_at); a completed character has characters[].mention; a
-        failed task has error.message.
+        completed video has video_url (and expires_at; call download_video to keep the file) and, when the
+        gateway has one, its thumbnail as an image; a completed character has characters[].mention; a failed
+        task has error.message.
         """
         with tool_errors(secret, task_id=task_id):
             tasks = _tasks(ctx)
             if wait_seconds <= 0:
-                return task_result(await tasks.get_task(task_id))
+                task = await tasks.get_task(task_id)
+                return await with_thumbnail(task_result(task), task, tasks.client)
             last_reported = -1.0
 
             async def report(task: Task | None, waited: float) -> None:
@@ -326,7 +426,21 @@ def build_server(
                 state = f"{task.status} {progress}%" if task else "asking the gateway"
                 await ctx.report_progress(value, 100, f"{state} (waited {waited:.0f}s of {wait_seconds}s)")
 
-            return task_result(await tasks.get_task(task_id, wait_seconds=wait_seconds, on_progress=report))
+            task = await tasks.get_task(task_id, wait_seconds=wait_seconds, on_progress=report)
+            return await with_thumbnail(task_result(task), task, tasks.client)
+
+    async def with_thumbnail(result: CallToolResult, task: Task, sora: SoraClient) -> CallToolResult:
+        """Add a completed video's thumbnail as an image, when there is a small one; never fails the call."""
+        url = task.thumbnail_url
+        if not settings.inline_thumbnails or task.kind != "video" or task.status != "completed" or not url:
+            return result
+        try:
+            data, media_type = await fetch_small_image(sora, url)
+        except DownloadError as exc:
+            logger.debug("No inline thumbnail for %s: %s", task.task_id, exc)
+            return result
+        image = ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=media_type)
+        return result.model_copy(update={"content": [*result.content, image]})
 
     @server.tool(title="List recent tasks", annotations=READ_ANNOTATIONS)
     async def list_tasks(
@@ -416,7 +530,7 @@ def _tasks(ctx: ToolContext) -> TaskService:
     return ctx.request_context.lifespan_context.tasks
 
 
-RequestT = TypeVar("RequestT", VideoRequest, CharacterRequest)
+RequestT = TypeVar("RequestT", VideoRequest, CharacterRequest, RemixRequest)
 
 
 def _validated(request_type: type[RequestT], /, **arguments: Any) -> RequestT:
@@ -458,6 +572,32 @@ def _redacted(message: str, secret: str | None) -> str:
     return message.replace(secret, "***") if secret else message
 
 
+def download_result(result: DownloadResult) -> CallToolResult:
+    """A ``DownloadResult`` as structured content, compact JSON text, and a ``resource_link`` per saved file
+    (a ``file://`` URI), so that clients that show files can offer them."""
+    data = result.model_dump(mode="json", exclude_none=True)
+    content: list[ContentBlock] = [
+        TextContent(type="text", text=json.dumps(data, ensure_ascii=False, separators=(",", ":"))),
+        _file_link(Path(result.path), result.content_type or "video/mp4", result.bytes, "The downloaded video"),
+    ]
+    if result.thumbnail_path:
+        thumbnail = Path(result.thumbnail_path)
+        media_type = mimetypes.guess_type(thumbnail.name)[0] or "image/jpeg"
+        content.append(_file_link(thumbnail, media_type, None, "The video's thumbnail"))
+    return CallToolResult(content=content, structured_content=data)
+
+
+def _file_link(path: Path, media_type: str, size: int | None, description: str) -> ResourceLink:
+    return ResourceLink(
+        type="resource_link",
+        name=path.name,
+        uri=path.as_uri(),
+        mime_type=media_type,
+        size=size,
+        description=description,
+    )
+
+
 @contextmanager
 def tool_errors(secret: str | None, *, task_id: str | None = None) -> Iterator[None]:
     """Turn every ``SoraError`` raised inside into a ``ToolError`` with actionable text (never the API key)."""
@@ -482,8 +622,10 @@ def describe_error(exc: SoraError, *, task_id: str | None = None) -> str:
             "the user the outcome is unknown; they can check the gateway dashboard for a new task (get_task with "
             f"its id links it to this request), or decide to try again knowingly with allow_duplicate=true.{recorded}"
         )
-    if isinstance(exc, MissingAPIKeyError | JournalError):
-        return str(exc)
+    if isinstance(exc, MissingAPIKeyError | JournalError | TaskNotReadyError | DownloadError):
+        return str(exc)  # written for the calling model already
+    if isinstance(exc, InvalidArgumentError):
+        return f"Invalid argument {exc}"
     nothing = "" if task_id else " Nothing was created."
     if isinstance(exc, APIStatusError):
         detail = _status_detail(exc)

@@ -28,7 +28,8 @@ from sora_mcp.config import Settings
 from sora_mcp.errors import CreateOutcomeUnknownError, JournalError, SoraError
 from sora_mcp.journal import Journal, JournalEntry, Submission
 from sora_mcp.models import (
-    CharacterRequest,
+    CreateRequest,
+    RemixRequest,
     Task,
     TaskKind,
     TaskStatus,
@@ -134,7 +135,7 @@ class TaskService:
 
     # ------------------------------------------------------------------------------------------- create
 
-    async def create(self, request: VideoRequest | CharacterRequest, *, allow_duplicate: bool = False) -> Task:
+    async def create(self, request: CreateRequest, *, allow_duplicate: bool = False) -> Task:
         """Create a task unless the same request was made within the duplicate window (then return that one).
 
         Raises the client's errors; ``CreateOutcomeUnknownError.journaled`` tells whether the journal holds the
@@ -164,6 +165,8 @@ class TaskService:
         try:
             if isinstance(request, VideoRequest):
                 task = await self.client.create_video(request)
+            elif isinstance(request, RemixRequest):
+                task = await self.client.remix_video(request)
             else:
                 task = await self.client.create_character(request)
         except CreateOutcomeUnknownError as exc:

@@ -10,6 +10,14 @@ regex that must match the whole path):
     fake.fault("GET", re.compile(r"/v1/characters_tasks/\\w+"), status=200, text="{not json")
     fake.hang("GET", "/v1/videos/generations/")  # answers after an hour, or never if the client gives up
     fake.fail_after_create(status=500)  # the task is created, the response is a 500
+    fake.fault("GET", f"/files/{task_id}.mp4", status=410)  # the media link has expired
+    fake.stream_file(f"/files/{task_id}.mp4", body=big, declare_length=False)  # chunked, no Content-Length
+    fake.stream_file(f"/files/{task_id}.mp4", body=data, drop_after=100_000)  # the connection breaks mid-body
+
+The sandbox's own behaviours stay available: a prompt containing `[fail]` makes its task fail,
+`metadata.thumbnail: false` leaves the thumbnail out, and media links answer 403 once expired.
+A dropped connection (`drop_after`) only looks like one over real HTTP (`serve_app`): through
+`httpx2.ASGITransport` the body is buffered and the exception reaches the client as is.
 """
 
 import json
@@ -63,7 +71,7 @@ class Fault:
     method: str
     path: str | re.Pattern[str]
     times: int
-    response: Response | None
+    response: ASGIApp | None
     """The response to answer with; None answers normally (after `delay`)."""
     delay: float = 0.0
     after_processing: bool = False
@@ -113,6 +121,7 @@ class FakeGateway(SandboxGateway):
         status: int = 500,
         json: Any = None,
         text: str | None = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         content_type: str | None = None,
         times: int = 1,
@@ -120,19 +129,42 @@ class FakeGateway(SandboxGateway):
     ) -> None:
         """Answer the next `times` matching requests with `status` and a body.
 
-        The body is `text`, or `json`, or by default the gateway's error envelope for `status`.
-        With `after_processing`, the gateway handles the request first (a create really creates
-        its task) and only the response is replaced.
+        The body is `text`, or raw `content` bytes, or `json`, or by default the gateway's error
+        envelope for `status`. With `after_processing`, the gateway handles the request first (a
+        create really creates its task) and only the response is replaced.
         """
-        if json is not None and text is not None:
-            raise ValueError("give json or text, not both")
-        if text is not None:
+        if sum(value is not None for value in (json, text, content)) > 1:
+            raise ValueError("give one of json, text or content")
+        if content is not None:
+            body, media_type = content, content_type or "application/octet-stream"
+        elif text is not None:
             body, media_type = text.encode(), content_type or "text/plain"
         else:
             body = _dumps(_error_envelope(status) if json is None else json)
             media_type = content_type or "application/json"
         response = Response(body, status_code=status, headers=headers, media_type=media_type)
         self._add(Fault(method.upper(), path, times, response, after_processing=after_processing))
+
+    def stream_file(
+        self,
+        path: str | re.Pattern[str],
+        body: bytes,
+        *,
+        content_type: str = "video/mp4",
+        declare_length: bool = True,
+        drop_after: int | None = None,
+        chunk_size: int = 64 * 1024,
+        chunk_delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` GETs of `path` with `body`, sent in chunks as a media host streams it.
+
+        Without `declare_length` there is no Content-Length (chunked encoding). With `drop_after`,
+        the connection breaks once that many bytes were sent (see `StreamedBody`). `chunk_delay`
+        pauses before each chunk, for a download that takes a while.
+        """
+        response = StreamedBody(body, content_type, declare_length, drop_after, chunk_size, chunk_delay)
+        self._add(Fault("GET", path, times, response))
 
     def hang(self, method: str, path: str | re.Pattern[str], seconds: float = 3600, times: int = 1) -> None:
         """Hold the next `times` matching requests for `seconds`, then answer normally.
@@ -191,6 +223,38 @@ class FakeGateway(SandboxGateway):
                     self.faults.remove(fault)
                 return fault
         return None
+
+
+class ConnectionDropped(Exception):
+    """Raised by `StreamedBody` mid-response: the ASGI server then closes the connection unfinished."""
+
+
+@dataclass
+class StreamedBody:
+    """An ASGI response sending `body` in `chunk_size` pieces, optionally without Content-Length, and
+    optionally breaking the connection (raising `ConnectionDropped`) after `drop_after` bytes."""
+
+    body: bytes
+    content_type: str = "video/mp4"
+    declare_length: bool = True
+    drop_after: int | None = None
+    chunk_size: int = 64 * 1024
+    chunk_delay: float = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", self.content_type.encode())]
+        if self.declare_length:
+            headers.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        end = len(self.body) if self.drop_after is None else min(self.drop_after, len(self.body))
+        for start in range(0, end, self.chunk_size):
+            chunk = self.body[start : min(start + self.chunk_size, end)]
+            if self.chunk_delay:
+                await anyio.sleep(self.chunk_delay)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if self.drop_after is not None:
+            raise ConnectionDropped(f"connection dropped after {end} of {len(self.body)} bytes")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class ManualClock:

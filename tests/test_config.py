@@ -86,3 +86,45 @@ def test_version_flag_prints_the_package_version() -> None:
     result = subprocess.run([sys.executable, "-m", "sora_mcp", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert result.stdout.strip() == f"sora-mcp {__version__}"
+
+
+def test_download_settings_default_to_no_folder_500_mb_and_inline_thumbnails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without variables: the platform's default folder (decided at download time), a 500 MB cap, thumbnails on."""
+    for name in ("SORA_OUTPUT_DIR", "SORA_MAX_DOWNLOAD_MB", "SORA_INLINE_THUMBNAILS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert (settings.output_dir, settings.max_download_mb, settings.inline_thumbnails) == (None, 500, True)
+    assert settings.max_download_bytes == 500 * 1024 * 1024
+
+
+def test_output_dir_expands_the_home_folder_and_a_blank_one_means_the_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`~/x` is expanded to the home folder; an empty SORA_OUTPUT_DIR is the same as none."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SORA_OUTPUT_DIR", "~/Movies/sora")
+    monkeypatch.setenv("SORA_INLINE_THUMBNAILS", "0")
+    settings = Settings()
+    assert settings.output_dir == tmp_path / "Movies" / "sora"
+    assert settings.inline_thumbnails is False
+    monkeypatch.setenv("SORA_OUTPUT_DIR", " ")
+    assert Settings().output_dir is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("SORA_OUTPUT_DIR", "videos/out", "SORA_OUTPUT_DIR: Value error, must be an absolute path"),
+        ("SORA_MAX_DOWNLOAD_MB", "0", "SORA_MAX_DOWNLOAD_MB: Input should be greater than 0"),
+        ("SORA_MAX_DOWNLOAD_MB", "1.5", "SORA_MAX_DOWNLOAD_MB: Input should be a valid integer"),
+        ("SORA_INLINE_THUMBNAILS", "maybe", "SORA_INLINE_THUMBNAILS: Input should be a valid boolean"),
+    ],
+)
+def test_invalid_download_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    """A relative output folder, a cap below 1 MB or a non-boolean flag stop the server with the variable's name."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert expected in describe_settings_error(caught.value)

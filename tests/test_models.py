@@ -306,6 +306,7 @@ def test_hints_tell_the_agent_what_to_do_next() -> None:
     assert "do not create it again" in running.hint
     done = with_guidance(parse_task(TOAPIS_COMPLETED, "video", now=NOW), now=NOW)
     assert "video_url" in done.hint and "2026-01-15 08:48 UTC" in done.hint and done.next_poll_seconds is None
+    assert f"call download_video with task_id='{done.task_id}' before then" in done.hint
     character = with_guidance(parse_task(CHARACTER_COMPLETED, "character", now=NOW), now=NOW)
     assert "@duksvfkf.turbo_whis" in character.hint
     sandboxed = with_guidance(parse_task({"id": "t", "status": "queued"}, "video", now=NOW), now=NOW, sandbox=True)

@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from fake_gateway import FakeGateway, ManualClock, refused_url, serve_in_thread
 
-from sora_mcp.sandbox import Dialect, SandboxGateway, serve_sandbox
+from sora_mcp.sandbox import Dialect, SandboxGateway, serve_app, serve_sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -244,7 +244,16 @@ async def test_video_advances_from_queued_to_completed_in_the_toapis_dialect(
         "progress": 100,
         "completed_at": START + 100,
         "expires_at": START + 100 + 86400,
-        "result": {"type": "video", "data": [{"url": f"http://gateway/files/{task_id}.mp4", "format": "mp4"}]},
+        "result": {
+            "type": "video",
+            "data": [
+                {
+                    "url": f"http://gateway/files/{task_id}.mp4",
+                    "format": "mp4",
+                    "thumbnail_url": f"http://gateway/files/{task_id}.jpg",
+                }
+            ],
+        },
     }
 
 
@@ -468,6 +477,28 @@ async def test_completed_video_serves_a_real_mp4_and_jpeg_thumbnail(
     assert thumbnail.content.startswith(b"\xff\xd8")
 
 
+@pytest.mark.parametrize("dialect", ["toapis", "dashlyai"])
+async def test_a_video_requested_without_thumbnail_links_none(clock: ManualClock, dialect: Dialect) -> None:
+    """`metadata.thumbnail: false` leaves the thumbnail link out of the completed task in both dialects."""
+    async with _client(SandboxGateway(clock=clock, dialect=dialect, video_seconds=100)) as client:
+        task_id = await _completed_video(client, clock, metadata={"thumbnail": False})
+        task = (await client.get(f"{CREATE}/{task_id}")).json()
+    assert ".jpg" not in json.dumps(task)
+    assert f"/files/{task_id}.mp4" in json.dumps(task)
+
+
+async def test_media_links_expire_a_day_after_completion(client: httpx2.AsyncClient, clock: ManualClock) -> None:
+    """Until expires_at the files are served; from then on the media route answers 403, like a stale signed URL."""
+    task_id = await _completed_video(client, clock)
+    expires_at = (await client.get(f"{CREATE}/{task_id}")).json()["expires_at"]
+    clock.advance(expires_at - clock.now - 1)
+    assert (await client.get(f"/files/{task_id}.mp4")).status_code == 200
+    clock.advance(1)
+    for suffix in ("mp4", "jpg"):
+        expired = await client.get(f"/files/{task_id}.{suffix}")
+        assert (expired.status_code, expired.json()["error"]["message"]) == (403, "Request has expired")
+
+
 async def test_completed_character_serves_its_avatar_but_no_video(
     client: httpx2.AsyncClient, clock: ManualClock
 ) -> None:
@@ -572,11 +603,28 @@ async def test_fault_can_answer_an_html_page_or_malformed_json(
     assert (custom.status_code, custom.json()) == (500, {"message": "upstream exploded"})
 
 
-def test_fault_refuses_both_json_and_text_and_zero_times() -> None:
-    """A fault has one body, and is used at least once."""
+async def test_stream_file_streams_in_chunks_and_can_drop_the_connection_mid_body() -> None:
+    """Over real HTTP, a streamed file can come without Content-Length, or break off after `drop_after` bytes."""
     gateway = FakeGateway()
-    with pytest.raises(ValueError, match="json or text"):
+    body = bytes(range(256)) * 800
+    gateway.stream_file("/files/a.mp4", body=body, declare_length=False)
+    gateway.stream_file("/files/a.mp4", body=body, drop_after=70_000)
+    async with serve_app(gateway.app) as url, httpx2.AsyncClient(base_url=url) as client:
+        whole = await client.get("/files/a.mp4")
+        assert (whole.content, whole.headers["content-type"]) == (body, "video/mp4")
+        assert "content-length" not in whole.headers
+        with pytest.raises(httpx2.RemoteProtocolError):
+            await client.get("/files/a.mp4")
+        assert (await client.get("/files/a.mp4")).status_code == 404  # faults used up: the sandbox answers
+
+
+def test_fault_refuses_two_bodies_and_zero_times() -> None:
+    """A fault has one body (json, text or content), and is used at least once."""
+    gateway = FakeGateway()
+    with pytest.raises(ValueError, match="one of json, text or content"):
         gateway.fault("GET", CREATE, json={}, text="")
+    with pytest.raises(ValueError, match="one of json, text or content"):
+        gateway.fault("GET", CREATE, text="", content=b"")
     with pytest.raises(ValueError, match="at least 1"):
         gateway.hang("GET", CREATE, times=0)
 

@@ -16,7 +16,7 @@ from fake_gateway import FakeGateway, RecordedRequest, refused_url
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
-from sora_mcp.models import Task
+from sora_mcp.models import DownloadResult, Task
 from sora_mcp.sandbox import serve_app
 from sora_mcp.server import TaskList, build_server
 
@@ -26,7 +26,8 @@ CREATE = "/v1/videos/generations"
 VIDEO_STATUS = "/v1/videos/generations/"
 CHARACTER_STATUS = "/v1/characters_tasks/"
 TASK_ID = re.compile(r"task_[0-9A-HJKMNP-TV-Z]{26}")
-TOOLS = ["create_character", "create_video", "get_task", "list_tasks"]
+TOOLS = ["create_character", "create_video", "download_video", "get_task", "list_tasks", "remix_video"]
+PAID_TOOLS = ("create_video", "create_character", "remix_video")
 FAILURE_MESSAGE = "Generation failed: Content violates the content policy"
 MAY_EXIST = "may have created this video task, and may bill it"
 DO_NOT_RECREATE = "Do not call create again right away"
@@ -63,10 +64,10 @@ async def call(client: Client, tool: str, arguments: dict[str, Any], **kwargs: A
 
 
 def text_of(result: CallToolResult) -> str:
-    assert len(result.content) == 1
-    item = result.content[0]
-    assert isinstance(item, TextContent)
-    return item.text
+    """The one text item (a completed video may add its thumbnail as an image item)."""
+    texts = [item.text for item in result.content if isinstance(item, TextContent)]
+    assert len(texts) == 1
+    return texts[0]
 
 
 def task_of(result: CallToolResult) -> dict[str, Any]:
@@ -141,12 +142,12 @@ def enum_of(prop: dict[str, Any]) -> list[Any]:
 # --------------------------------------------------------------------------------------------- discovery
 
 
-async def test_tools_list_offers_exactly_the_four_tools_with_their_annotations(mcp_client: Client) -> None:
-    """tools/list has create_video, create_character, get_task, list_tasks; creates are open-world writes, the
-    other two safe reads."""
+async def test_tools_list_offers_exactly_the_six_tools_with_their_annotations(mcp_client: Client) -> None:
+    """tools/list has the three creates, get_task, list_tasks and download_video; creates are open-world writes,
+    get_task and list_tasks safe reads, download_video an idempotent, non-destructive write."""
     tools = {tool.name: tool for tool in (await mcp_client.list_tools()).tools}
     assert sorted(tools) == TOOLS
-    for name in ("create_video", "create_character"):
+    for name in PAID_TOOLS:
         annotations = tools[name].annotations
         assert annotations is not None
         assert annotations.read_only_hint is False
@@ -159,7 +160,10 @@ async def test_tools_list_offers_exactly_the_four_tools_with_their_annotations(m
         assert read.read_only_hint is True
         assert read.idempotent_hint is True
         assert read.open_world_hint is True
-    for name in ("create_video", "create_character"):
+    download = tools["download_video"].annotations
+    assert download is not None
+    assert (download.read_only_hint, download.destructive_hint, download.idempotent_hint) == (False, False, True)
+    for name in PAID_TOOLS:
         description = tools[name].description
         assert description is not None
         assert "Costs the user money" in description
@@ -168,12 +172,16 @@ async def test_tools_list_offers_exactly_the_four_tools_with_their_annotations(m
     assert "Free and safe to repeat" in tools["get_task"].description
     assert tools["list_tasks"].description is not None
     assert "find a task_id you lost" in tools["list_tasks"].description
+    assert tools["download_video"].description is not None
+    assert "Free and safe to repeat" in tools["download_video"].description
     titles = {name: tool.title for name, tool in tools.items()}
     assert titles == {
         "create_video": "Create a video",
         "create_character": "Create a character",
         "get_task": "Get task status",
         "list_tasks": "List recent tasks",
+        "remix_video": "Remix a video",
+        "download_video": "Download a video",
     }
 
 
@@ -235,17 +243,19 @@ async def test_create_video_takes_flat_arguments_with_the_documented_enums(mcp_c
     assert get_task["task_id"]["pattern"]
 
 
-async def test_every_tool_declares_the_task_output_schema(mcp_client: Client) -> None:
-    """create_* and get_task return one Task (task_id, kind, status, progress, urls, hint...); list_tasks a list."""
+async def test_every_tool_declares_its_output_schema(mcp_client: Client) -> None:
+    """The task tools return one Task (task_id, kind, status, progress, urls, hint...); list_tasks a list of
+    them; download_video a DownloadResult."""
     expected = Task.model_json_schema()
     tools = {tool.name: tool for tool in (await mcp_client.list_tools()).tools}
-    for name in ("create_video", "create_character", "get_task"):
+    for name in ("create_video", "create_character", "remix_video", "get_task"):
         schema = tools[name].output_schema
         assert schema == expected
         assert schema["required"] == ["kind", "status"]  # task_id is absent only when the outcome is unknown
         for key in ("task_id", "progress", "video_url", "characters", "error", "next_poll_seconds", "hint"):
             assert key in schema["properties"]
     assert tools["list_tasks"].output_schema == TaskList.model_json_schema()
+    assert tools["download_video"].output_schema == DownloadResult.model_json_schema()
 
 
 async def test_instructions_explain_polling_with_get_task_and_wait_seconds(mcp_client: Client) -> None:
@@ -533,7 +543,8 @@ async def test_a_wait_that_runs_out_returns_the_running_task_after_wait_seconds(
 
 @pytest.mark.parametrize("dialect", ["toapis", "dashlyai"])
 async def test_both_gateway_dialects_give_the_same_normalized_completed_task(mode: str, dialect: str) -> None:
-    """toapis (result.data[0].url) and dashlyai (top-level url/thumbnail) normalize to one Task shape."""
+    """toapis (result.data[0].url) and dashlyai (top-level url/thumbnail) normalize to one Task shape (the
+    sandbox links a thumbnail in both)."""
     fake = FakeGateway(api_key=API_KEY, video_seconds=0.3, dialect=dialect)  # type: ignore[arg-type]
     async with connect(fake, mode) as client:
         task_id = await create(client)
@@ -553,10 +564,11 @@ async def test_both_gateway_dialects_give_the_same_normalized_completed_task(mod
     }
     hint = task.pop("hint")
     assert hint.startswith("The video is ready: give the user video_url.")
+    common["thumbnail_url"] = f"{GATEWAY_URL}/files/{task_id}.jpg"
     if dialect == "toapis":
         assert task == common | {"expires_at": completed_at + 86400}
     else:
-        assert task == common | {"thumbnail_url": f"{GATEWAY_URL}/files/{task_id}.jpg"}
+        assert task == common
 
 
 async def test_a_failed_generation_reports_the_gateway_reason_and_the_cost_of_retrying(
@@ -779,6 +791,8 @@ async def test_without_an_api_key_tools_list_but_every_call_names_sora_api_key(m
             ("create_character", {"url": "https://example.com/v.mp4", "timestamps": "1,3"}),
             ("get_task", {"task_id": "task_1"}),
             ("get_task", {"task_id": "task_1", "wait_seconds": 5}),
+            ("remix_video", {"task_id": "task_1", "prompt": "add snow"}),
+            ("download_video", {"task_id": "task_1"}),
         ]
         for tool, arguments in calls:
             error = error_of(await call(client, tool, arguments), tool)
