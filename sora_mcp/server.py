@@ -36,7 +36,7 @@ from mcp.types import (
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from sora_mcp import __version__
-from sora_mcp.client import SoraClient
+from sora_mcp.client import ProgressCallback, SoraClient
 from sora_mcp.config import Settings
 from sora_mcp.download import default_output_dir, download_task_video, fetch_small_image, human_size
 from sora_mcp.errors import (
@@ -131,6 +131,24 @@ DOWNLOAD_ANNOTATIONS = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
 
+WaitSeconds = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Wait up to this many seconds on the server for the task to finish, reporting progress "
+        "meanwhile; returns as soon as it completes or fails. 0 reads the status once.",
+    ),
+]
+CreateWaitSeconds = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="After creating, wait up to this many seconds for the task to finish (as get_task does), "
+        "reporting progress; the task_id comes back either way. 0 (default) returns at once.",
+    ),
+]
 AllowDuplicate = Annotated[
     bool,
     Field(
@@ -255,12 +273,14 @@ def build_server(
         storyboard: Annotated[bool | None, Field(description="Storyboard mode, for finer control of shots.")] = None,
         thumbnail: Annotated[bool | None, Field(description="Also generate a thumbnail image.")] = None,
         allow_duplicate: AllowDuplicate = False,
+        wait_seconds: CreateWaitSeconds = 0,
     ) -> Annotated[CallToolResult, Task]:
         """Start generating a video with Sora-2 from a text prompt (and optional reference images).
 
-        Costs the user money: call it only when the user asks for a video, once per video. Returns at once with
-        a task_id and status "queued"; rendering takes minutes. Next, call get_task(task_id, wait_seconds=50)
-        until the status is "completed" (then give the user video_url) or "failed". If a call fails or times
+        Costs the user money: call it only when the user asks for a video, once per video. Returns a task_id at
+        once with status "queued" (or, with wait_seconds, after waiting up to that long); rendering takes
+        minutes. Next, call get_task(task_id, wait_seconds=50) until the status is "completed" (then give the
+        user video_url) or "failed". If a call fails or times
         out, do not simply call create_video again: the error says whether a task may already exist, and
         list_tasks shows every task created. The same request again within minutes returns the earlier task
         ("reused": true) instead of creating another.
@@ -279,7 +299,8 @@ def build_server(
                 storyboard=storyboard,
                 thumbnail=thumbnail,
             )
-            return task_result(await _tasks(ctx).create(request, allow_duplicate=allow_duplicate))
+            task = await _tasks(ctx).create(request, allow_duplicate=allow_duplicate)
+            return await after_create(ctx, task, wait_seconds)
 
     @server.tool(title="Create a character", annotations=CREATE_ANNOTATIONS)
     async def create_character(
@@ -300,17 +321,20 @@ def build_server(
         ] = None,
         model: Annotated[VideoModel, Field(description="sora-2 or sora-2-pro.")] = "sora-2",
         allow_duplicate: AllowDuplicate = False,
+        wait_seconds: CreateWaitSeconds = 0,
     ) -> Annotated[CallToolResult, Task]:
         """Create a reusable character (a "cameo") from 1-3 seconds of a video, to cast it in later videos.
 
         Costs the user money: call it only when the user asks. Give exactly one of url or from_task, plus
-        timestamps. Returns a task_id at once; then call get_task(task_id, wait_seconds=50) until it is
+        timestamps. Returns a task_id at once (or after wait_seconds; characters are often ready within a
+        minute); then call get_task(task_id, wait_seconds=50) until it is
         "completed" and read characters[].mention (like "@name"): writing that mention in a create_video prompt
         puts the character in the video. The same request again within minutes returns the earlier task.
         """
         with tool_errors(secret):
             request = _validated(CharacterRequest, timestamps=timestamps, url=url, from_task=from_task, model=model)
-            return task_result(await _tasks(ctx).create(request, allow_duplicate=allow_duplicate))
+            task = await _tasks(ctx).create(request, allow_duplicate=allow_duplicate)
+            return await after_create(ctx, task, wait_seconds)
 
     @server.tool(title="Remix a video", annotations=CREATE_ANNOTATIONS)
     async def remix_video(
@@ -328,6 +352,7 @@ def build_server(
             Field(description="Length in seconds: 10 or 15 with sora-2; 15 or 25 with sora-2-pro."),
         ] = None,
         allow_duplicate: AllowDuplicate = False,
+        wait_seconds: CreateWaitSeconds = 0,
     ) -> Annotated[CallToolResult, Task]:
         """Make a new video from a completed one (task_id from create_video), changed as the prompt says.
 
@@ -340,7 +365,8 @@ def build_server(
             request = _validated(
                 RemixRequest, source_task_id=task_id, prompt=prompt, model=model, size=size, duration=duration
             )
-            return task_result(await _tasks(ctx).create(request, allow_duplicate=allow_duplicate))
+            task = await _tasks(ctx).create(request, allow_duplicate=allow_duplicate)
+            return await after_create(ctx, task, wait_seconds)
 
     @server.tool(title="Download a video", annotations=DOWNLOAD_ANNOTATIONS)
     async def download_video(
@@ -392,15 +418,7 @@ def build_server(
     async def get_task(
         ctx: ToolContext,
         task_id: TaskId,
-        wait_seconds: Annotated[
-            int,
-            Field(
-                ge=0,
-                le=MAX_WAIT_SECONDS,
-                description="Wait up to this many seconds on the server for the task to finish, reporting "
-                "progress meanwhile; returns as soon as it completes or fails. 0 reads the status once.",
-            ),
-        ] = 0,
+        wait_seconds: WaitSeconds = 0,
     ) -> Annotated[CallToolResult, Task]:
         """Read the status of a video or character task, optionally waiting for it to finish.
 
@@ -415,19 +433,28 @@ def build_server(
             if wait_seconds <= 0:
                 task = await tasks.get_task(task_id)
                 return await with_thumbnail(task_result(task), task, tasks.client)
-            last_reported = -1.0
-
-            async def report(task: Task | None, waited: float) -> None:
-                nonlocal last_reported
-                # Progress must strictly increase (spec), even while the gateway's figure stands still.
-                progress = task.progress if task else 0
-                value = float(progress) if progress > last_reported else round(last_reported + 0.01, 2)
-                last_reported = value
-                state = f"{task.status} {progress}%" if task else "asking the gateway"
-                await ctx.report_progress(value, 100, f"{state} (waited {waited:.0f}s of {wait_seconds}s)")
-
+            report = wait_reporter(ctx, wait_seconds)
             task = await tasks.get_task(task_id, wait_seconds=wait_seconds, on_progress=report)
             return await with_thumbnail(task_result(task), task, tasks.client)
+
+    async def after_create(ctx: ToolContext, task: Task, wait_seconds: int) -> CallToolResult:
+        """A create's result; with ``wait_seconds``, the new task's state after waiting for it.
+
+        The task_id must reach the agent whatever happens while waiting: a failed wait returns the created task
+        with a note. A reused task comes back at once, so the agent learns that nothing new was created.
+        """
+        if wait_seconds <= 0 or task.task_id is None or task.is_terminal or task.reused:
+            return task_result(task)
+        tasks = _tasks(ctx)
+        try:
+            waited = await tasks.get_task(
+                task.task_id, wait_seconds=wait_seconds, on_progress=wait_reporter(ctx, wait_seconds)
+            )
+        except SoraError as exc:
+            problem = _redacted(describe_error(exc, task_id=task.task_id), secret)
+            note = f" Waiting for it failed ({problem}); the task exists: poll it with get_task."
+            return task_result(task.model_copy(update={"hint": task.hint + note}))
+        return await with_thumbnail(task_result(waited), waited, tasks.client)
 
     async def with_thumbnail(result: CallToolResult, task: Task, sora: SoraClient) -> CallToolResult:
         """Add a completed video's thumbnail as an image, when there is a small one; never fails the call."""
@@ -524,6 +551,22 @@ async def _gateway_client(
         yield await stack.enter_async_context(
             SoraClient(settings, http_client=http_client, base_url=base_url, sandbox=settings.sandbox, clock=clock)
         )
+
+
+def wait_reporter(ctx: ToolContext, wait_seconds: int) -> ProgressCallback:
+    """Progress notifications for a wait: the gateway's percentage, nudged so values strictly increase (the
+    spec requires it, and clients that reset their timeout on progress need a fresh value every time)."""
+    last_reported = -1.0
+
+    async def report(task: Task | None, waited: float) -> None:
+        nonlocal last_reported
+        progress = task.progress if task else 0
+        value = float(progress) if progress > last_reported else round(last_reported + 0.01, 2)
+        last_reported = value
+        state = f"{task.status} {progress}%" if task else "asking the gateway"
+        await ctx.report_progress(value, 100, f"{state} (waited {waited:.0f}s of {wait_seconds}s)")
+
+    return report
 
 
 def _tasks(ctx: ToolContext) -> TaskService:

@@ -211,6 +211,7 @@ async def test_create_video_takes_flat_arguments_with_the_documented_enums(mcp_c
         "storyboard",
         "thumbnail",
         "allow_duplicate",
+        "wait_seconds",
     ]
     assert schema["required"] == ["prompt"]
     assert properties["prompt"]["type"] == "string"
@@ -222,7 +223,14 @@ async def test_create_video_takes_flat_arguments_with_the_documented_enums(mcp_c
     for flag in ("watermark", "private", "storyboard", "thumbnail"):
         assert {"type": "boolean"} in properties[flag]["anyOf"]
     character = tools["create_character"].input_schema
-    assert list(character["properties"]) == ["timestamps", "url", "from_task", "model", "allow_duplicate"]
+    assert list(character["properties"]) == [
+        "timestamps",
+        "url",
+        "from_task",
+        "model",
+        "allow_duplicate",
+        "wait_seconds",
+    ]
     assert character["required"] == ["timestamps"]
     for create in (schema, character):
         allow = create["properties"]["allow_duplicate"]
@@ -849,3 +857,42 @@ async def test_the_api_key_echoed_in_a_transient_failure_never_reaches_results_o
     assert CANARY not in text_of(result)
     assert CANARY not in json.dumps(task)
     assert CANARY not in caplog.text
+
+
+# --------------------------------------------------------------------------------------------- create and wait
+
+
+async def test_create_video_with_wait_seconds_returns_the_finished_video_in_one_call(
+    fake: FakeGateway, mode: str
+) -> None:
+    """wait_seconds on a create waits like get_task: one call from prompt to video_url, with progress."""
+    log = ProgressLog()
+    async with connect(fake, mode) as client:
+        task = task_of(
+            await call(client, "create_video", {"prompt": "a cat", "wait_seconds": 5}, progress_callback=log)
+        )
+    assert (task["status"], task["progress"]) == ("completed", 100)
+    assert task["video_url"].endswith(f"/files/{task['task_id']}.mp4")
+    assert len(sent(fake, "POST")) == 1
+    assert log.values and log.values == sorted(set(log.values))
+
+
+async def test_a_failed_wait_after_a_create_still_returns_the_new_task_id(fake: FakeGateway) -> None:
+    """The gateway failing every read after the create: the created task comes back with a note, not an error."""
+    fake.fault("GET", VIDEO_STATUS, status=503, times=100)
+    async with connect(fake, "auto") as client:
+        task = task_of(await call(client, "create_video", {"prompt": "a cat", "wait_seconds": 5}))
+    assert task["task_id"] in fake.tasks and task["status"] == "queued"
+    assert "Waiting for it failed (The gateway failed (HTTP 503" in task["hint"]
+    assert "poll it with get_task" in task["hint"]
+
+
+async def test_a_reused_create_does_not_wait(fake: FakeGateway) -> None:
+    """An identical create within the window answers at once with reused: true, even with wait_seconds."""
+    fake.video_seconds = 600
+    async with connect(fake, "auto") as client:
+        first = task_of(await call(client, "create_video", {"prompt": "a cat"}))
+        started = anyio.current_time()
+        again = task_of(await call(client, "create_video", {"prompt": "a cat", "wait_seconds": 5}))
+        assert anyio.current_time() - started < 2
+    assert again["task_id"] == first["task_id"] and again["reused"] is True
