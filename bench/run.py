@@ -1,0 +1,460 @@
+"""Benchmarks of sora-mcp against the SDK floor, measured side by side in one run; writes docs/benchmarks.md.
+
+    python bench/run.py            # full run (a few minutes)
+    python bench/run.py --quick    # smoke mode for CI: few iterations, keeps the script working
+
+Every figure is a median (min-max) over repeated runs, next to its reference from the same run:
+
+1. cold start over stdio (spawn until ``initialize`` and ``tools/list`` are answered) vs a bare ``MCPServer``;
+2. ``get_task`` round trip over stdio and Streamable HTTP vs a direct ``httpx2`` GET and vs a bare ``MCPServer``
+   whose tool does that single GET;
+3. ``get_task`` throughput over Streamable HTTP with 1, 10 and 100 concurrent clients vs the bare server;
+4. resident memory idle and after 1,000 calls vs the bare server;
+5. agent economy: tool calls and bytes of tool output from create to a completed 3-minute task (time-scaled),
+   polling at ``next_poll_seconds`` vs ``get_task(wait_seconds=...)``.
+
+The gateway is the sandbox simulator in its own process on loopback (``bench/gateway.py``).
+"""
+
+import argparse
+import json
+import logging
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+from mcp import Client, StdioServerParameters
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+PY = sys.executable
+KEY = "sk-bench-not-a-real-key"
+
+
+@dataclass
+class Sample:
+    """Repeated measurements of one quantity (seconds, bytes, or a rate)."""
+
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def show(self, scale: float = 1000, unit: str = "ms", digits: int = 1) -> str:
+        lo, hi = min(self.values) * scale, max(self.values) * scale
+        return f"{self.median * scale:.{digits}f} {unit} ({lo:.{digits}f}-{hi:.{digits}f})"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def background(command: list[str], env: dict[str, str], port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        if port is not None:
+            wait_for_port(port)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def base_env(gateway_url: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "SORA_API_KEY": KEY,
+        "SORA_BASE_URL": gateway_url,
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+SORA_STDIO = [PY, "-m", "sora_mcp"]
+BARE_STDIO = [PY, str(BENCH / "bare_server.py"), "stdio"]
+
+
+def sora_http(port: int) -> list[str]:
+    return [PY, "-m", "sora_mcp", "--transport", "streamable-http", "--port", str(port)]
+
+
+def bare_http(port: int) -> list[str]:
+    return [PY, str(BENCH / "bare_server.py"), "http", str(port)]
+
+
+# ------------------------------------------------------------------------------------------------ 1. cold start
+
+
+def cold_start_once(command: list[str], env: dict[str, str]) -> float:
+    """Spawn, handshake (2025-11-25), list tools; seconds until the tools/list answer is read."""
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "b", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write((json.dumps(messages[0]) + "\n").encode())
+        process.stdin.flush()
+        process.stdout.readline()
+        process.stdin.write("".join(json.dumps(m) + "\n" for m in messages[1:]).encode())
+        process.stdin.flush()
+        answer = json.loads(process.stdout.readline())
+        elapsed = time.perf_counter() - started
+        assert answer.get("id") == 2 and answer["result"]["tools"], answer
+        return elapsed
+    finally:
+        process.kill()
+        process.wait()
+
+
+def cold_start(env: dict[str, str], runs: int) -> tuple[Sample, Sample]:
+    sora, bare = Sample(), Sample()
+    for _ in range(runs):  # interleaved, so drift affects both alike
+        sora.values.append(cold_start_once(SORA_STDIO, env))
+        bare.values.append(cold_start_once(BARE_STDIO, env))
+    return sora, bare
+
+
+# ------------------------------------------------------------------------------------------------ 2. round trip
+
+
+async def time_calls(call: Callable[[], Awaitable[object]], runs: int, warmup: int = 5) -> Sample:
+    for _ in range(warmup):
+        await call()
+    sample = Sample()
+    for _ in range(runs):
+        started = time.perf_counter()
+        await call()
+        sample.values.append(time.perf_counter() - started)
+    return sample
+
+
+async def direct_get(gateway_url: str, task_id: str, runs: int) -> Sample:
+    async with httpx2.AsyncClient(base_url=gateway_url, headers={"Authorization": f"Bearer {KEY}"}) as http:
+
+        async def call() -> None:
+            (await http.get(f"/v1/videos/generations/{task_id}")).raise_for_status()
+
+        return await time_calls(call, runs)
+
+
+async def mcp_get_task(target: Any, task_id: str, runs: int) -> Sample:
+    async with Client(target) as client:
+
+        async def call() -> None:
+            result = await client.call_tool("get_task", {"task_id": task_id})
+            assert not result.is_error, result
+
+        return await time_calls(call, runs)
+
+
+def create_task(gateway_url: str) -> str:
+    body = {"model": "sora-2", "prompt": "benchmark"}
+    response = httpx2.post(f"{gateway_url}/v1/videos/generations", json=body, headers={"Authorization": "Bearer x"})
+    task_id: str = response.json()["id"]
+    return task_id
+
+
+# ------------------------------------------------------------------------------------------------ 3. throughput
+
+
+async def throughput(url: str, task_id: str, clients: int, calls_per_client: int) -> float:
+    """get_task calls per second with ``clients`` concurrent MCP sessions over Streamable HTTP."""
+    async with anyio.create_task_group() as group:
+        sessions: list[Client] = []
+        for _ in range(clients):
+            client = Client(url)
+            await client.__aenter__()
+            sessions.append(client)
+        started = time.perf_counter()
+
+        async def worker(client: Client) -> None:
+            for _ in range(calls_per_client):
+                result = await client.call_tool("get_task", {"task_id": task_id})
+                assert not result.is_error, result
+
+        for client in sessions:
+            group.start_soon(worker, client)
+    elapsed = time.perf_counter() - started
+    for client in sessions:
+        await client.__aexit__(None, None, None)
+    return clients * calls_per_client / elapsed
+
+
+# ------------------------------------------------------------------------------------------------ 4. memory
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+async def memory(url: str, pid: int, task_id: str, calls: int) -> tuple[int, int]:
+    async with Client(url) as client:
+        await client.list_tools()
+        idle = rss_kib(pid)
+        for _ in range(calls):
+            await client.call_tool("get_task", {"task_id": task_id})
+        return idle, rss_kib(pid)
+
+
+# ------------------------------------------------------------------------------------------------ 5. agent economy
+
+
+@dataclass
+class Economy:
+    calls: int = 0
+    output_bytes: int = 0
+    largest: int = 0
+
+    def add(self, text: str) -> None:
+        size = len(text.encode())
+        self.calls += 1
+        self.output_bytes += size
+        self.largest = max(self.largest, size)
+
+
+async def agent_economy(scale: float, render_seconds: float) -> dict[str, Economy]:
+    """Agents each make one video of ``render_seconds`` (simulated), the clock running ``scale`` x fast.
+
+    The server runs in memory with the same scaled clock, its poll interval and the agents' waits scaled alike,
+    so counts and sizes are what a real-time run would give. Strategies: poll ``get_task`` at
+    ``next_poll_seconds``; ``get_task(wait_seconds=50)``; and the same with ``create_video(wait_seconds=50)``.
+    """
+    from sora_mcp.config import Settings
+    from sora_mcp.sandbox import SandboxGateway
+    from sora_mcp.server import build_server
+
+    origin = time.time()
+
+    def clock() -> float:
+        return origin + (time.time() - origin) * scale
+
+    gateway = SandboxGateway(clock=clock, video_seconds=render_seconds)
+    wait = max(1, round(50 / scale))
+    results = {"poll": Economy(), "wait": Economy(), "create+wait": Economy()}
+
+    def output_of(result: Any) -> str:
+        """What the agent receives: every text item, and the base64 data of images (the inline thumbnail)."""
+        return "".join(getattr(item, "text", "") or getattr(item, "data", "") for item in result.content)
+
+    async def agent(client: Client, strategy: str, prompt: str) -> None:
+        economy = results[strategy]
+        create_wait = wait if strategy == "create+wait" else 0
+        result = await client.call_tool("create_video", {"prompt": prompt, "wait_seconds": create_wait})
+        economy.add(output_of(result))
+        task = result.structured_content or {}
+        while task["status"] not in ("completed", "failed"):
+            if strategy == "poll":
+                await anyio.sleep(task["next_poll_seconds"] / scale)
+                arguments = {"task_id": task["task_id"]}
+            else:
+                arguments = {"task_id": task["task_id"], "wait_seconds": wait}
+            result = await client.call_tool("get_task", arguments)
+            economy.add(output_of(result))
+            task = result.structured_content or {}
+
+    with tempfile.TemporaryDirectory() as state:
+        settings = Settings(
+            api_key=KEY, base_url="http://gateway.bench", poll_interval=5 / scale, state_dir=Path(state)
+        )
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gateway.app)) as http:
+            server = build_server(settings, http_client=http, clock=clock)
+            async with Client(server) as client, anyio.create_task_group() as group:
+                for strategy in results:
+                    group.start_soon(agent, client, strategy, f"a benchmark video ({strategy})")
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ the report
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from importlib.metadata import version
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"mcp {version('mcp')}, httpx2 {version('httpx2')}"
+    )
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x"
+
+
+async def run(quick: bool, output: Path) -> None:
+    runs = 5 if quick else 15
+    call_runs = 30 if quick else 300
+    rows: list[str] = []
+    gateway_port = free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    env = base_env(gateway_url)
+    with background([PY, str(BENCH / "gateway.py"), str(gateway_port)], env, gateway_port):
+        task_id = create_task(gateway_url)
+
+        print("1. cold start", file=sys.stderr)
+        sora_cold, bare_cold = cold_start(env, runs)
+        rows.append("## 1. Cold start over stdio (spawn until `initialize` + `tools/list` answered)\n")
+        rows.append("| server | median (min-max) | ratio to floor |\n|---|---|---|")
+        rows.append(f"| sora-mcp | {sora_cold.show()} | {ratio(sora_cold.median, bare_cold.median)} |")
+        rows.append(f"| bare `MCPServer`, one tool (SDK floor) | {bare_cold.show()} | 1.00x |\n")
+
+        print("2. round trip", file=sys.stderr)
+        direct = await direct_get(gateway_url, task_id, call_runs)
+        sora_stdio = await mcp_get_task(
+            StdioServerParameters(command=SORA_STDIO[0], args=SORA_STDIO[1:], env=env), task_id, call_runs
+        )
+        bare_stdio = await mcp_get_task(
+            StdioServerParameters(command=BARE_STDIO[0], args=BARE_STDIO[1:], env=env), task_id, call_runs
+        )
+        sora_port, bare_port = free_port(), free_port()
+        with (
+            background(sora_http(sora_port), env, sora_port) as sora_process,
+            background(bare_http(bare_port), env, bare_port) as bare_process,
+        ):
+            sora_url, bare_url = f"http://127.0.0.1:{sora_port}/mcp", f"http://127.0.0.1:{bare_port}/mcp"
+            sora_http_rtt = await mcp_get_task(sora_url, task_id, call_runs)
+            bare_http_rtt = await mcp_get_task(bare_url, task_id, call_runs)
+            rows.append("## 2. `get_task` round trip (one status read of a running task)\n")
+            rows.append("| path | median (min-max) | added over direct GET | ratio to bare server |\n|---|---|---|---|")
+            rows.append(f"| direct `httpx2` GET to the gateway | {direct.show(digits=2)} | - | - |")
+            for name, sora, bare in (
+                ("stdio", sora_stdio, bare_stdio),
+                ("Streamable HTTP", sora_http_rtt, bare_http_rtt),
+            ):
+                rows.append(
+                    f"| sora-mcp over {name} | {sora.show(digits=2)} | {(sora.median - direct.median) * 1000:.2f} ms | "
+                    f"{ratio(sora.median, bare.median)} |"
+                )
+                rows.append(
+                    f"| bare `MCPServer` over {name} | {bare.show(digits=2)} | "
+                    f"{(bare.median - direct.median) * 1000:.2f} ms | 1.00x |"
+                )
+            rows.append("")
+
+            print("3. throughput", file=sys.stderr)
+            rows.append("## 3. `get_task` throughput over Streamable HTTP (calls per second)\n")
+            rows.append("| concurrent clients | sora-mcp | bare `MCPServer` | ratio |\n|---|---|---|---|")
+            for clients in (1, 10, 100):
+                per_client = max(3, (60 if quick else 600) // clients)
+                sora_rate = Sample(
+                    [await throughput(sora_url, task_id, clients, per_client) for _ in range(2 if quick else 3)]
+                )
+                bare_rate = Sample(
+                    [await throughput(bare_url, task_id, clients, per_client) for _ in range(2 if quick else 3)]
+                )
+                rows.append(
+                    f"| {clients} | {sora_rate.show(1, '/s', 0)} | {bare_rate.show(1, '/s', 0)} | "
+                    f"{ratio(sora_rate.median, bare_rate.median)} |"
+                )
+            rows.append("")
+
+            print("4. memory", file=sys.stderr)
+            calls = 100 if quick else 1000
+            sora_idle, sora_busy = await memory(sora_url, sora_process.pid, task_id, calls)
+            bare_idle, bare_busy = await memory(bare_url, bare_process.pid, task_id, calls)
+            rows.append(f"## 4. Resident memory (Streamable HTTP server process, after {calls} calls)\n")
+            rows.append("| server | idle | after calls | growth |\n|---|---|---|---|")
+            for name, idle, busy in (("sora-mcp", sora_idle, sora_busy), ("bare `MCPServer`", bare_idle, bare_busy)):
+                rows.append(
+                    f"| {name} | {idle / 1024:.1f} MiB | {busy / 1024:.1f} MiB | {(busy - idle) / 1024:.1f} MiB |"
+                )
+            rows.append("")
+
+    print("5. agent economy", file=sys.stderr)
+    scale = 30.0 if quick else 10.0
+    economy = await agent_economy(scale, 180)
+    rows.append(f"## 5. Agent economy: one 3-minute video (simulated, clock x{scale:g}), create to completed result\n")
+    rows.append("| agent strategy | tool calls | bytes of tool output | largest result |\n|---|---|---|---|")
+    note = (
+        "Bytes count every text item plus the base64 data of images: the completed result carries the video's "
+        "thumbnail as an image (`SORA_INLINE_THUMBNAILS=0` leaves it out)."
+    )
+    labels = {
+        "poll": "poll `get_task` at `next_poll_seconds`",
+        "wait": "`get_task(wait_seconds=50)` after a plain create",
+        "create+wait": "`create_video(wait_seconds=50)`, then `get_task(wait_seconds=50)`",
+    }
+    for strategy, label in labels.items():
+        used = economy[strategy]
+        rows.append(f"| {label} | {used.calls} | {used.output_bytes} B | {used.largest} B |")
+    rows.append(f"\n{note}\n")
+
+    header = [
+        "# Benchmarks",
+        "",
+        f"Measured with `python bench/run.py{' --quick' if quick else ''}` on {machine()}.",
+        "Medians with (min-max) over repeated runs; each sora-mcp figure sits next to its reference from the same run.",
+        f"Direct GET sanity check: {direct.show(digits=2)} (well under 2 ms means no delayed-ACK artefact).",
+        "",
+    ]
+    report = "\n".join(header + rows)
+    await anyio.Path(output.parent).mkdir(parents=True, exist_ok=True)
+    await anyio.Path(output).write_text(report)
+    print(report)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few iterations only (CI smoke mode)")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)  # before the SDK's own INFO set-up of in-process servers
+    anyio.run(run, args.quick, args.output)
+
+
+if __name__ == "__main__":
+    main()
