@@ -49,6 +49,7 @@ class Settings(BaseSettings):
 
     duplicate_window: Annotated[float, Field(ge=0, le=86_400)] = 600.0
     """Seconds during which a create with the same arguments returns the earlier task instead; 0 turns it off."""
+
     output_dir: Path | None = None
     """Folder where ``download_video`` saves files; by default a ``sora-mcp`` folder in the user's Videos (or
     Downloads) folder. Created on demand. Must be absolute (``~`` is expanded): a relative path would depend on
@@ -71,24 +72,11 @@ class Settings(BaseSettings):
             raise ValueError("must not contain spaces")
         return value
 
-    @field_validator("state_dir", mode="before")
+    @field_validator("state_dir", "output_dir", mode="before")
     @classmethod
-    def _expand_state_dir(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip()
-            if not value:
-                return None
-        if isinstance(value, str | Path):
-            value = Path(value).expanduser()
-            if not value.is_absolute():
-                raise ValueError(
-                    "must be an absolute path (an MCP client starts servers in an unpredictable directory)"
-                )
-        return value
-
-    @field_validator("output_dir", mode="before")
-    @classmethod
-    def _check_output_dir(cls, value: Any) -> Any:
+    def _absolute_directory(cls, value: Any) -> Any:
+        """Blank means unset; ``~`` is expanded; relative paths are refused: an MCP client starts servers in an
+        unpredictable working directory."""
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         path = Path(str(value).strip()).expanduser()
