@@ -120,10 +120,13 @@ class SoraClient:
         self._owns_http = http_client is None
         self._http = http_client or httpx2.AsyncClient(
             timeout=httpx2.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-            limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
         )
         self._known_kinds: OrderedDict[str, TaskKind] = OrderedDict()
         self._secret = settings.api_key.get_secret_value() if settings.api_key else None
+        self._stopping = False
+        self._waits: set[anyio.CancelScope] = set()
+        self._requests_in_flight = 0
 
     async def __aenter__(self) -> Self:
         return self
@@ -154,6 +157,20 @@ class SoraClient:
         if key is not None and _same_origin(url, self._base_url):
             headers["Authorization"] = f"Bearer {key.get_secret_value()}"
         return headers
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Gateway requests (with their retries) under way; a graceful shutdown lets them finish."""
+        return self._requests_in_flight
+
+    def stop_waiting(self) -> None:
+        """End every ``wait_for_task`` now and make later ones read the task once: the server is shutting down.
+
+        A wait ended this way returns the task's latest state, as if its time were up; the caller polls again.
+        """
+        self._stopping = True
+        for scope in self._waits:
+            scope.cancel()
 
     # ------------------------------------------------------------------------------------------- public API
 
@@ -202,9 +219,10 @@ class SoraClient:
         the polls at least every 2 s, even while a slow request is in flight (with ``None`` until the first
         answer). A transient gateway failure after the first read ends the wait early with the last known state
         (its hint says so) instead of failing the call. Errors of the first read propagate, and so does
-        cancellation. ``kind`` is as in :meth:`get_task`.
+        cancellation. ``kind`` is as in :meth:`get_task`. :meth:`stop_waiting` ends the wait after the first
+        read, like a timeout.
         """
-        if wait_seconds <= 0:
+        if wait_seconds <= 0 or self._stopping:
             return await self.get_task(task_id, kind=kind)
         started = anyio.current_time()
         latest: list[Task | None] = [None]
@@ -225,8 +243,13 @@ class SoraClient:
             else:
                 if on_progress is not None:
                     await on_progress(latest[0], anyio.current_time() - started)
-                with anyio.move_on_after(wait_seconds - (anyio.current_time() - started)):
-                    await self._poll_until_terminal(task_id, latest)
+                with anyio.move_on_after(wait_seconds - (anyio.current_time() - started)) as wait:
+                    self._waits.add(wait)
+                    try:
+                        if not self._stopping:
+                            await self._poll_until_terminal(task_id, latest)
+                    finally:
+                        self._waits.discard(wait)
             group.cancel_scope.cancel()
         if first_read_error is not None:
             raise first_read_error
@@ -301,6 +324,15 @@ class SoraClient:
     ) -> dict[str, Any]:
         """One gateway call with the retry rule of ``policy``; returns the JSON object of a 2xx answer."""
         headers = self._request_headers()
+        self._requests_in_flight += 1
+        try:
+            return await self._send_with_retries(method, path, body=body, headers=headers, policy=policy)
+        finally:
+            self._requests_in_flight -= 1
+
+    async def _send_with_retries(
+        self, method: str, path: str, *, body: dict[str, Any] | None, headers: dict[str, str], policy: RetryPolicy
+    ) -> dict[str, Any]:
         url = self._base_url + path
         attempt = 0
         while True:

@@ -202,17 +202,19 @@ def build_server(
     settings: Settings,
     *,
     http_client: httpx2.AsyncClient | None = None,
-    client: SoraClient | None = None,
+    client: SoraClient | Callable[[], SoraClient] | None = None,
     journal: Journal | None = None,
     clock: Callable[[], float] = time.time,
 ) -> MCPServer[AppState]:
     """Create the MCP server.
 
     By default its lifespan opens one ``SoraClient`` (and, with ``settings.sandbox``, the simulated gateway)
-    and closes it on shutdown. ``client`` hands in a process-wide client instead, which is then left open;
-    ``http_client`` is passed to a client created here (tests use ``httpx2.ASGITransport``). The task journal
-    (``SORA_STATE_DIR``, or ``journal``) is opened at start-up; if it cannot be, a warning goes to the log and
-    the tools that need it say why, while ``get_task`` keeps working.
+    and closes it on shutdown. ``client`` hands in a process-wide client instead, which is then left open: a
+    ``SoraClient``, or a function returning the one that the host application opened (the HTTP app does this,
+    as the SSE transport enters this lifespan once per connection). ``http_client`` is passed to a client
+    created here (tests use ``httpx2.ASGITransport``). The task journal (``SORA_STATE_DIR``, or ``journal``) is
+    opened at start-up; if it cannot be, a warning goes to the log and the tools that need it say why, while
+    ``get_task`` keeps working.
     """
     journal = journal or Journal(journal_path(settings.state_dir), clock=clock)
     book = TaskBook.for_settings(journal, settings, clock=clock)
@@ -225,9 +227,10 @@ def build_server(
             logger.warning("%s Until then tasks are not recorded, and list_tasks cannot answer.", exc)
         try:
             if client is not None:
-                yield AppState(tasks=TaskService(client, book, duplicate_window=settings.duplicate_window))
+                shared = client() if callable(client) else client
+                yield AppState(tasks=TaskService(shared, book, duplicate_window=settings.duplicate_window))
                 return
-            async with _gateway_client(settings, http_client, clock) as sora:
+            async with open_client(settings, http_client=http_client, clock=clock) as sora:
                 yield AppState(tasks=TaskService(sora, book, duplicate_window=settings.duplicate_window))
         finally:
             with anyio.CancelScope(shield=True):
@@ -533,10 +536,13 @@ def build_server(
 
 
 @asynccontextmanager
-async def _gateway_client(
-    settings: Settings, http_client: httpx2.AsyncClient | None, clock: Callable[[], float]
+async def open_client(
+    settings: Settings, *, http_client: httpx2.AsyncClient | None = None, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[SoraClient]:
-    """A ``SoraClient`` for the lifespan, in front of the simulated gateway when ``settings.sandbox``."""
+    """Open the gateway client ``settings`` describe, in front of the simulated gateway when ``settings.sandbox``.
+
+    The MCP lifespan uses it, and so does the HTTP app, which opens one client for the whole process.
+    """
     async with AsyncExitStack() as stack:
         base_url = None
         if settings.sandbox:

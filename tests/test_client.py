@@ -453,3 +453,48 @@ async def test_cancelling_a_wait_propagates(sora: SoraClient, fake: FakeGateway)
     with anyio.move_on_after(0.2) as scope:
         await sora.wait_for_task(task_id, wait_seconds=30)
     assert scope.cancelled_caught
+
+
+async def test_stop_waiting_ends_running_waits_with_the_latest_state_and_later_waits_read_once(
+    sora: SoraClient, fake: FakeGateway
+) -> None:
+    """stop_waiting (a server shutting down): a 30 s wait returns its known state at once; later waits read once."""
+    fake.video_seconds = 600
+    task_id = fake.create({"model": "sora-2", "prompt": "x"})["id"]
+    known = anyio.Event()
+    results: list[Task] = []
+
+    async def on_progress(task: Task | None, waited: float) -> None:
+        if task is not None:
+            known.set()
+
+    async def wait() -> None:
+        results.append(await sora.wait_for_task(task_id, wait_seconds=30, on_progress=on_progress))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await known.wait()
+            sora.stop_waiting()
+        reads_before = len(fake.requests)
+        later = await sora.wait_for_task(task_id, wait_seconds=30)
+    assert [task.status for task in results] == ["queued"]
+    assert later.status == "queued"
+    assert len(fake.requests) == reads_before + 1
+    assert sora.requests_in_flight == 0
+
+
+async def test_requests_in_flight_counts_gateway_calls_under_way(sora: SoraClient, fake: FakeGateway) -> None:
+    """requests_in_flight is 1 while a create waits for the gateway's answer, 0 once it is cancelled."""
+    fake.hang("POST", CREATE, seconds=30)
+    before = sora.requests_in_flight
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(sora.create_video, VideoRequest(prompt="a cat"))
+            while True:  # until the fake holds the request
+                if fake.requests:
+                    break
+                await anyio.sleep(0.01)
+            during = sora.requests_in_flight
+            group.cancel_scope.cancel()
+    assert (before, during, sora.requests_in_flight) == (0, 1, 0)
