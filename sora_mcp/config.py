@@ -5,14 +5,20 @@ in step. Invalid values stop the server before it serves anything, with a messag
 (:func:`describe_settings_error`).
 """
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "SORA_"
 DEFAULT_BASE_URL = "https://dashlyai.cc"
+SECRET_FIELDS = frozenset({"api_key", "mcp_auth_token"})
+"""Fields whose values never appear in messages."""
+
+_HOST_PATTERN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:([0-9]{1,5}|\*))?")
+_ORIGIN_PATTERN = re.compile(r"https?://" + _HOST_PATTERN.pattern)
 
 
 class Settings(BaseSettings):
@@ -61,6 +67,24 @@ class Settings(BaseSettings):
     inline_thumbnails: bool = True
     """Show a completed video's thumbnail (when the gateway has one) as an image next to get_task's result."""
 
+    # The HTTP transports (``--transport sse|streamable-http`` and the ASGI factory ``sora_mcp.http:create_app``).
+
+    mcp_auth_token: SecretStr | None = None
+    """Bearer token every MCP request over HTTP must carry (``Authorization: Bearer <token>``)."""
+
+    mcp_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    """``Host`` values accepted besides loopback (DNS-rebinding protection), e.g. ``mcp.example.com``; comma-separated
+    in the environment. ``name`` also accepts ``name:<any port>``; ``name:*`` is the same, ``name:8443`` only that."""
+
+    mcp_allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    """Browser ``Origin`` values accepted besides loopback ones, e.g. ``https://app.example.com``; comma-separated."""
+
+    mcp_stateless: bool = False
+    """Streamable HTTP keeps no session between requests, so replicas need no sticky sessions."""
+
+    mcp_allow_unauthenticated: bool = False
+    """Serve HTTP on a non-loopback address without ``mcp_auth_token`` (only behind something that authenticates)."""
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
@@ -88,7 +112,30 @@ class Settings(BaseSettings):
     def max_download_bytes(self) -> int:
         return self.max_download_mb * 1024 * 1024
 
-    @field_validator("api_key")
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item for item in re.split(r"[,\s]+", value) if item)
+        return value
+
+    @field_validator("mcp_allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not _HOST_PATTERN.fullmatch(host):
+                raise ValueError(f"{host!r} is not a host name, host:port or host:* (no scheme, path or wildcard)")
+        return value
+
+    @field_validator("mcp_allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not _ORIGIN_PATTERN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://app.example.com (no path)")
+        return value
+
+    @field_validator("api_key", "mcp_auth_token")
     @classmethod
     def _blank_key_is_no_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
@@ -103,6 +150,6 @@ def describe_settings_error(error: ValidationError) -> str:
         field = str(item["loc"][0]) if item["loc"] else "?"
         variable = ENV_PREFIX + field.upper()
         shown: Any = item.get("input")
-        got = "" if field == "api_key" or shown is None or isinstance(shown, dict) else f" (got {shown!r})"
+        got = "" if field in SECRET_FIELDS or shown is None or isinstance(shown, dict) else f" (got {shown!r})"
         lines.append(f"{variable}: {item['msg']}{got}")
     return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -487,11 +487,14 @@ def _asset(name: str) -> bytes:
 
 
 @asynccontextmanager
-async def serve_app(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+async def serve_app(
+    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, lifespan: bool = False
+) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn in the current event loop; yield its base URL.
 
     Safe inside a stdio MCP server: uvicorn configures no logging, writes no access log and
-    installs no signal handlers. Port 0 picks a free port. Shuts down on exit.
+    installs no signal handlers. Port 0 picks a free port. ``lifespan`` runs the app's lifespan
+    (the MCP HTTP app needs it). Shuts down on exit.
     """
     import uvicorn  # only sandbox mode and tests pay for importing the server
 
@@ -502,7 +505,12 @@ async def serve_app(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> 
 
     # No websockets (nothing to import), and at most 2 s for open requests to finish on exit.
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", ws="none", timeout_graceful_shutdown=2
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on" if lifespan else "off",
+        ws="none",
+        timeout_graceful_shutdown=2,
     )
     server = EmbeddedServer(config)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -55,6 +55,12 @@ def test_environment_variables_are_read_and_normalized(monkeypatch: pytest.Monke
         ("SORA_MAX_DOWNLOAD_MB", "0", "SORA_MAX_DOWNLOAD_MB: Input should be greater than 0"),
         ("SORA_MAX_DOWNLOAD_MB", "1.5", "SORA_MAX_DOWNLOAD_MB: Input should be a valid integer"),
         ("SORA_INLINE_THUMBNAILS", "maybe", "SORA_INLINE_THUMBNAILS: Input should be a valid boolean"),
+        ("SORA_MCP_ALLOWED_HOSTS", "https://x.example", "SORA_MCP_ALLOWED_HOSTS: Value error, 'https://x.example'"),
+        ("SORA_MCP_ALLOWED_HOSTS", "*", "SORA_MCP_ALLOWED_HOSTS: Value error, '*' is not a host name, host:port or"),
+        ("SORA_MCP_ALLOWED_HOSTS", "a.example/mcp", "SORA_MCP_ALLOWED_HOSTS: Value error, 'a.example/mcp' is not"),
+        ("SORA_MCP_ALLOWED_ORIGINS", "app.example", "SORA_MCP_ALLOWED_ORIGINS: Value error, 'app.example' is not an"),
+        ("SORA_MCP_ALLOWED_ORIGINS", "https://app.example/", "SORA_MCP_ALLOWED_ORIGINS: Value error, 'https://app"),
+        ("SORA_MCP_STATELESS", "maybe", "SORA_MCP_STATELESS: Input should be a valid boolean"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -113,3 +119,35 @@ def test_output_dir_expands_the_home_folder_and_a_blank_one_means_the_default(
     assert settings.inline_thumbnails is False
     monkeypatch.setenv("SORA_OUTPUT_DIR", " ")
     assert Settings().output_dir is None
+
+
+def test_http_settings_are_read_from_sora_mcp_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SORA_MCP_* variables configure the HTTP transports; host and origin lists are comma-separated."""
+    monkeypatch.setenv("SORA_MCP_AUTH_TOKEN", " team-secret ")
+    monkeypatch.setenv("SORA_MCP_ALLOWED_HOSTS", "mcp.example.com, api.example.com:8443,[::1]:*")
+    monkeypatch.setenv("SORA_MCP_ALLOWED_ORIGINS", "https://app.example.com")
+    monkeypatch.setenv("SORA_MCP_STATELESS", "1")
+    monkeypatch.setenv("SORA_MCP_ALLOW_UNAUTHENTICATED", "true")
+    settings = Settings()
+    assert settings.mcp_auth_token is not None and settings.mcp_auth_token.get_secret_value() == "team-secret"
+    assert settings.mcp_allowed_hosts == ("mcp.example.com", "api.example.com:8443", "[::1]:*")
+    assert settings.mcp_allowed_origins == ("https://app.example.com",)
+    assert settings.mcp_stateless is True and settings.mcp_allow_unauthenticated is True
+
+
+def test_http_settings_default_to_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without SORA_MCP_* variables: no token, no extra hosts or origins, sessions, no unauthenticated exposure."""
+    for name in ("AUTH_TOKEN", "ALLOWED_HOSTS", "ALLOWED_ORIGINS", "STATELESS", "ALLOW_UNAUTHENTICATED"):
+        monkeypatch.delenv(f"SORA_MCP_{name}", raising=False)
+    settings = Settings()
+    assert (settings.mcp_auth_token, settings.mcp_allowed_hosts, settings.mcp_allowed_origins) == (None, (), ())
+    assert (settings.mcp_stateless, settings.mcp_allow_unauthenticated) == (False, False)
+
+
+def test_the_auth_token_never_appears_in_configuration_errors() -> None:
+    """A settings error report never echoes SORA_MCP_AUTH_TOKEN's value."""
+    with pytest.raises(ValidationError) as caught:
+        Settings(mcp_auth_token=12345)  # type: ignore[arg-type]  # deliberately not a string
+    report = describe_settings_error(caught.value)
+    assert report.startswith("invalid configuration:\n  SORA_MCP_AUTH_TOKEN:")
+    assert "12345" not in report
