@@ -33,6 +33,7 @@ from sora_mcp.__main__ import main
 from sora_mcp.config import Settings
 from sora_mcp.http import HttpConfigError, HttpTransport, check_exposure, create_app, is_loopback
 from sora_mcp.sandbox import serve_app
+from sora_mcp.server import build_server
 
 pytestmark = pytest.mark.anyio
 
@@ -82,6 +83,12 @@ async def mcp_session(
         yield await stack.enter_async_context(Client(target, mode=mode))
 
 
+async def served_tool_names() -> list[str]:
+    """The tools the server lists in memory, to compare with what HTTP clients see."""
+    async with Client(build_server(make_settings())) as client:
+        return sorted(tool.name for tool in (await client.list_tools()).tools)
+
+
 def structured(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
     assert result.structured_content is not None
@@ -108,6 +115,7 @@ def subprocess_env(gateway_url: str, **extra: str) -> dict[str, str]:
     """The environment of a server subprocess: nothing inherited but PATH, the key and the fake's URL."""
     return {
         "PATH": os.environ.get("PATH", ""),
+        "SORA_STATE_DIR": os.environ["SORA_STATE_DIR"],
         "SORA_API_KEY": API_KEY,
         "SORA_BASE_URL": gateway_url,
         "SORA_RETRY_BACKOFF": "0",
@@ -156,7 +164,7 @@ async def test_tools_work_over_each_http_transport_in_both_protocol_eras(
     async with serving(make_settings(base_url=gateway_url), transport) as url, mcp_session(url, transport, mode) as mcp:
         assert mcp.protocol_version == ERA[mode]
         tools = await mcp.list_tools()
-        assert sorted(tool.name for tool in tools.tools) == ["create_character", "create_video", "get_task"]
+        assert sorted(tool.name for tool in tools.tools) == await served_tool_names()
         created = structured(await mcp.call_tool("create_video", {"prompt": "a cat on a skateboard"}))
         assert created["status"] == "queued"
 
@@ -298,7 +306,7 @@ async def test_the_mcp_client_reports_a_missing_token_with_the_servers_message(g
 def test_a_non_loopback_host_without_protection_refuses_to_start(args: list[str], fixes: list[str]) -> None:
     """`sora-mcp` on a non-loopback --host exits 2 before binding, without allowed hosts or without a token,
     with a message naming the option and the variable that fix it."""
-    env = {"PATH": os.environ.get("PATH", ""), "SORA_API_KEY": API_KEY}
+    env = {"PATH": os.environ.get("PATH", ""), "SORA_API_KEY": API_KEY, "SORA_STATE_DIR": os.environ["SORA_STATE_DIR"]}
     result = subprocess.run(
         [sys.executable, "-m", "sora_mcp", *args, "--port", str(free_port())],
         env=env,
@@ -369,7 +377,7 @@ async def test_the_factory_reads_its_settings_from_the_environment(
         async with mcp_session(url, "streamable-http", mode="legacy", token=TOKEN) as mcp:
             tools = await mcp.list_tools()
     assert refused.status_code == 401
-    assert len(tools.tools) == 3
+    assert sorted(tool.name for tool in tools.tools) == await served_tool_names()
 
 
 # --------------------------------------------------------------------------------------------- bad requests
@@ -399,7 +407,7 @@ async def test_malformed_wrong_type_and_oversized_requests_get_json_rpc_errors(
         assert oversized.status_code == 413
         assert oversized.json()["error"]["message"] == "Request body too large. The limit is 4 MiB per request."
         async with mcp_session(url, "streamable-http") as mcp:
-            assert len((await mcp.list_tools()).tools) == 3
+            assert sorted(tool.name for tool in (await mcp.list_tools()).tools) == await served_tool_names()
 
 
 async def test_an_oversized_tool_call_fails_with_a_message_naming_the_limit(gateway_url: str) -> None:

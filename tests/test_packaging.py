@@ -14,7 +14,7 @@ from mcp import Client
 
 import sora_mcp
 from sora_mcp.__main__ import main
-from sora_mcp.config import ENV_PREFIX, Settings
+from sora_mcp.config import ENV_PREFIX, SECRET_FIELDS, Settings
 from sora_mcp.server import SERVER_NAME, build_server
 
 pytestmark = pytest.mark.anyio
@@ -100,16 +100,18 @@ def test_the_readme_proves_ownership_of_the_registry_name() -> None:
 
 
 def test_server_json_lists_exactly_the_variables_the_settings_read() -> None:
-    """environmentVariables are SORA_<field> per Settings field, with the code's defaults; only the key is secret."""
+    """environmentVariables are SORA_<field> per Settings field, with the code's defaults; exactly the secrets
+    (the gateway key and the HTTP token) are secret."""
     [package] = server_json()["packages"]
     variables = {variable["name"]: variable for variable in package["environmentVariables"]}
     assert set(variables) == SETTINGS_VARIABLES
-    assert {name for name, variable in variables.items() if variable.get("isSecret")} == {"SORA_API_KEY"}
+    secrets = {name for name, variable in variables.items() if variable.get("isSecret")}
+    assert secrets == {ENV_PREFIX + name.upper() for name in SECRET_FIELDS} == {"SORA_API_KEY", "SORA_MCP_AUTH_TOKEN"}
     for name, field in Settings.model_fields.items():
         variable = variables[ENV_PREFIX + name.upper()]
         assert variable["description"]
         if "default" not in variable:
-            assert field.default is None, name
+            assert field.default in (None, ()), name  # no value, or an empty list
         elif variable["format"] == "number":
             assert float(variable["default"]) == field.default, name
         elif variable["format"] == "boolean":
