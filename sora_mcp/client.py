@@ -123,7 +123,7 @@ class SoraClient:
             limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
         )
         self._known_kinds: OrderedDict[str, TaskKind] = OrderedDict()
-        self._secret = settings.api_key.get_secret_value() if settings.api_key else None
+        self._secret = settings.maskable_key
         self._stopping = False
         self._waits: set[anyio.CancelScope] = set()
         self._requests_in_flight = 0

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         return path
 
     @property
+    def maskable_key(self) -> str | None:
+        """The API key to mask in any text we show or log, when it is long enough to mask safely (masking a
+        one-letter test key would mangle ordinary words; real keys are tens of characters)."""
+        key = self.api_key.get_secret_value() if self.api_key else ""
+        return key if len(key) >= 8 else None
+
+    @property
     def max_download_bytes(self) -> int:
         return self.max_download_mb * 1024 * 1024
 

@@ -479,8 +479,13 @@ _STATE_COLUMNS = (
 )
 
 
+def task_snapshot(task: Task) -> str:
+    """The JSON the journal stores for a task's state: equal snapshots, nothing new to record."""
+    return task.model_dump_json(exclude=_SNAPSHOT_EXCLUDE, exclude_none=True)
+
+
 def _state_values(task: Task, now: float) -> tuple[Any, ...]:
-    snapshot = task.model_dump_json(exclude=_SNAPSHOT_EXCLUDE, exclude_none=True)
+    snapshot = task_snapshot(task)
     error = task.error.message if task.error else None
     return (task.status, task.progress, task.video_url, task.expires_at, error, snapshot, task.model, now)
 

@@ -244,7 +244,7 @@ def build_server(
         website_url="https://github.com/sora-mcp/sora-mcp",
         lifespan=lifespan,
     )
-    secret = settings.api_key.get_secret_value() if settings.api_key else None
+    secret = settings.maskable_key
 
     @server.tool(title="Create a video", annotations=CREATE_ANNOTATIONS)
     async def create_video(

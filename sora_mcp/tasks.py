@@ -18,6 +18,7 @@ says they are not recorded: refusing every create would make the server useless 
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ import anyio
 from sora_mcp.client import MAX_RETRY_AFTER_SECONDS, ProgressCallback, SoraClient
 from sora_mcp.config import Settings
 from sora_mcp.errors import CreateOutcomeUnknownError, JournalError, SoraError
-from sora_mcp.journal import Journal, JournalEntry, Submission
+from sora_mcp.journal import Journal, JournalEntry, Submission, task_snapshot
 from sora_mcp.models import (
     CreateRequest,
     RemixRequest,
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 REFRESH_CONCURRENCY = 4
 """Gateway reads at once during ``list_tasks(refresh=True)``."""
+RECORDED_LIMIT = 4096
+"""Tasks whose last recorded state this process keeps in memory."""
 CLOCK_SKEW_SECONDS = 60.0
 """Allowed difference between our clock and the gateway's when matching a task to a lost submission."""
 
@@ -132,6 +135,9 @@ class TaskService:
         self._journal = book.journal
         self._window = duplicate_window
         self._link_window = book.in_flight_seconds + CLOCK_SKEW_SECONDS
+        self._recorded: OrderedDict[str, tuple[TaskKind, str | None]] = OrderedDict()
+        """task_id -> its kind and the snapshot this process last recorded: a poll that saw nothing new costs
+        no journal round trip (a thread hop and a write transaction, most of a poll's time)."""
 
     # ------------------------------------------------------------------------------------------- create
 
@@ -187,6 +193,8 @@ class TaskService:
         if row_id is not None:
             try:
                 await self._journal.record_created(row_id, task)
+                if task.task_id:
+                    self._remember(task.task_id, task.kind, None)
             except JournalError as exc:
                 logger.error("Task %s was created but the journal could not record it: %s", task.task_id, exc)
                 note = f" Note: the task journal could not record this task ({exc}), so keep its task_id."
@@ -289,6 +297,8 @@ class TaskService:
         return [task for task in results if task is not None]
 
     async def _known_kind(self, task_id: str) -> TaskKind | None:
+        if (known := self._recorded.get(task_id)) is not None:
+            return known[0]
         try:
             entry = await self._journal.get(task_id)
         except JournalError as exc:
@@ -300,11 +310,16 @@ class TaskService:
         """Record a task just read; if it turns out to be the result of a lost submission, say so."""
         if not task.task_id:
             return task
+        snapshot = task_snapshot(task)
+        known = self._recorded.get(task.task_id)
+        if known is not None and known[1] == snapshot:
+            return task  # this process already recorded exactly this state
         try:
             observation = await self._journal.observe(task, gateway=self.book.gateway, link_window=self._link_window)
         except JournalError as exc:
             logger.warning("Could not record the state of task %s: %s", task.task_id, exc)
             return task
+        self._remember(task.task_id, task.kind, snapshot)
         if not observation.linked:
             return task
         sent = format_utc(observation.entry.submitted_at or observation.entry.recorded_at)
@@ -314,6 +329,13 @@ class TaskService:
                 "the journal now records it. " + task.hint
             }
         )
+
+
+    def _remember(self, task_id: str, kind: TaskKind, snapshot: str | None) -> None:
+        self._recorded[task_id] = (kind, snapshot)
+        self._recorded.move_to_end(task_id)
+        while len(self._recorded) > RECORDED_LIMIT:
+            self._recorded.popitem(last=False)
 
 
 def _ago(seconds: float) -> str:
