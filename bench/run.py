@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,7 @@ def base_env(gateway_url: str) -> dict[str, str]:
 
 SORA_STDIO = [PY, "-m", "sora_mcp"]
 BARE_STDIO = [PY, str(BENCH / "bare_server.py"), "stdio"]
+FLOOR_STDIO = [PY, str(BENCH / "floor_server.py")]
 
 
 def sora_http(port: int) -> list[str]:
@@ -150,12 +151,14 @@ def cold_start_once(command: list[str], env: dict[str, str]) -> float:
         process.wait()
 
 
-def cold_start(env: dict[str, str], runs: int) -> tuple[Sample, Sample]:
-    sora, bare = Sample(), Sample()
-    for _ in range(runs):  # interleaved, so drift affects both alike
+def cold_start(env: dict[str, str], runs: int) -> tuple[Sample, Sample, Sample]:
+    """sora-mcp, the SDK floor (one trivial tool) and the bare GET server, interleaved so drift hits all alike."""
+    sora, floor, bare = Sample(), Sample(), Sample()
+    for _ in range(runs):
         sora.values.append(cold_start_once(SORA_STDIO, env))
+        floor.values.append(cold_start_once(FLOOR_STDIO, env))
         bare.values.append(cold_start_once(BARE_STDIO, env))
-    return sora, bare
+    return sora, floor, bare
 
 
 # ------------------------------------------------------------------------------------------------ 2. round trip
@@ -203,25 +206,19 @@ def create_task(gateway_url: str) -> str:
 
 async def throughput(url: str, task_id: str, clients: int, calls_per_client: int) -> float:
     """get_task calls per second with ``clients`` concurrent MCP sessions over Streamable HTTP."""
-    async with anyio.create_task_group() as group:
-        sessions: list[Client] = []
-        for _ in range(clients):
-            client = Client(url)
-            await client.__aenter__()
-            sessions.append(client)
-        started = time.perf_counter()
+    async with AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(Client(url)) for _ in range(clients)]
 
         async def worker(client: Client) -> None:
             for _ in range(calls_per_client):
                 result = await client.call_tool("get_task", {"task_id": task_id})
                 assert not result.is_error, result
 
-        for client in sessions:
-            group.start_soon(worker, client)
-    elapsed = time.perf_counter() - started
-    for client in sessions:
-        await client.__aexit__(None, None, None)
-    return clients * calls_per_client / elapsed
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for client in sessions:
+                group.start_soon(worker, client)
+        return clients * calls_per_client / (time.perf_counter() - started)
 
 
 # ------------------------------------------------------------------------------------------------ 4. memory
@@ -346,11 +343,15 @@ async def run(quick: bool, output: Path) -> None:
         task_id = create_task(gateway_url)
 
         print("1. cold start", file=sys.stderr)
-        sora_cold, bare_cold = cold_start(env, runs)
+        sora_cold, floor_cold, bare_cold = cold_start(env, runs)
         rows.append("## 1. Cold start over stdio (spawn until `initialize` + `tools/list` answered)\n")
         rows.append("| server | median (min-max) | ratio to floor |\n|---|---|---|")
-        rows.append(f"| sora-mcp | {sora_cold.show()} | {ratio(sora_cold.median, bare_cold.median)} |")
-        rows.append(f"| bare `MCPServer`, one tool (SDK floor) | {bare_cold.show()} | 1.00x |\n")
+        rows.append(f"| sora-mcp | {sora_cold.show()} | {ratio(sora_cold.median, floor_cold.median)} |")
+        rows.append(f"| bare `MCPServer`, one trivial tool (SDK floor) | {floor_cold.show()} | 1.00x |")
+        rows.append(
+            f"| bare `MCPServer` with the GET tool and its `httpx2` client | {bare_cold.show()} | "
+            f"{ratio(bare_cold.median, floor_cold.median)} |\n"
+        )
 
         print("2. round trip", file=sys.stderr)
         direct = await direct_get(gateway_url, task_id, call_runs)

@@ -118,10 +118,7 @@ class SoraClient:
         self._clock = clock
         self._base_url = (base_url or settings.base_url).rstrip("/")
         self._owns_http = http_client is None
-        self._http = http_client or httpx2.AsyncClient(
-            timeout=httpx2.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-            limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
-        )
+        self._http_client = http_client
         self._known_kinds: OrderedDict[str, TaskKind] = OrderedDict()
         self._secret = settings.maskable_key
         self._stopping = False
@@ -137,8 +134,9 @@ class SoraClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+        if self._owns_http and self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
 
     @property
     def sandbox(self) -> bool:
@@ -146,8 +144,17 @@ class SoraClient:
 
     @property
     def http(self) -> httpx2.AsyncClient:
-        """The one HTTP client of this process, also used to fetch result media (``download.py``)."""
-        return self._http
+        """The one HTTP client of this process, also used to fetch result media (``download.py``).
+
+        Made on first use: building its TLS context takes tens of milliseconds that start-up (``initialize``,
+        ``tools/list``) need not wait for.
+        """
+        if self._http_client is None:
+            self._http_client = httpx2.AsyncClient(
+                timeout=httpx2.Timeout(self._settings.timeout, connect=min(self._settings.timeout, 10.0)),
+                limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
+            )
+        return self._http_client
 
     def media_headers(self, url: str) -> dict[str, str]:
         """Headers for fetching a result file. The API key goes only to the gateway's own origin: media URLs
@@ -353,7 +360,7 @@ class SoraClient:
         self, method: str, url: str, *, body: dict[str, Any] | None, headers: dict[str, str]
     ) -> dict[str, Any]:
         try:
-            response = await self._http.request(method, url, json=body, headers=headers)
+            response = await self.http.request(method, url, json=body, headers=headers)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
             raise APIConnectionError(
                 f"could not connect to the gateway at {self._base_url} ({_describe_transport(exc)})", request_sent=False

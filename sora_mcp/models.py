@@ -83,7 +83,8 @@ def _check_http_url(value: str) -> str:
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: start-up (initialize, tools/list) never needs the request models.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class VideoRequest(_Request):
@@ -283,74 +284,66 @@ def describe_validation_error(error: ValidationError) -> str:
 class Character(BaseModel):
     """A reusable character; put ``mention`` (``@username``) into a create_video prompt to cast it."""
 
-    id: str | None = None
-    """Character id (``ch_...``)."""
-    username: str | None = None
-    """Username the gateway assigned."""
-    display_name: str | None = None
-    """Human-readable name."""
-    profile_picture_url: str | None = None
-    """Avatar image URL."""
-    mention: str | None = None
-    """``@username``: the text to use in a prompt."""
+    id: str | None = Field(None, description="Character id (ch_...).")
+    username: str | None = Field(None, description="Username the gateway assigned.")
+    display_name: str | None = Field(None, description="Human-readable name.")
+    profile_picture_url: str | None = Field(None, description="Avatar image URL.")
+    mention: str | None = Field(None, description="@username: the text to use in a prompt.")
 
 
 class TaskError(BaseModel):
     """Why a task failed, as the gateway put it."""
 
-    code: str | None = None
-    """Gateway error code, e.g. ``generation_failed``."""
-    message: str
-    """Gateway error message, passed through."""
+    code: str | None = Field(None, description="Gateway error code, e.g. generation_failed.")
+    message: str = Field(description="Gateway error message, passed through.")
 
 
 class Task(BaseModel):
     """Normalized state of a video or character task, whatever dialect the gateway answered in."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
-    task_id: str | None = None
-    """Id to pass to get_task; absent only when ``outcome_unknown`` (the gateway's answer never arrived)."""
-    kind: TaskKind
-    """``video`` or ``character``."""
-    status: TaskStatus
-    """queued, in_progress, completed, failed; ``unknown`` for a word we do not know or an unknown outcome."""
-    progress: Annotated[int, Field(ge=0, le=100)] = 0
-    """0-100."""
-    model: str | None = None
-    """Model that renders the task."""
-    created_at: int | None = None
-    """Unix seconds."""
-    completed_at: int | None = None
-    """Unix seconds, once completed."""
-    expires_at: int | None = None
-    """Unix seconds after which the result URLs stop working."""
-    eta_seconds: int | None = None
-    """Gateway's estimate of seconds left, when it gives one."""
-    video_url: str | None = None
-    """The finished video (completed video tasks)."""
-    thumbnail_url: str | None = None
-    """Thumbnail image, when the gateway provides one."""
-    characters: list[Character] = Field(default_factory=list)
-    """Created characters (completed character tasks)."""
-    error: TaskError | None = None
-    """Reason for a failed task."""
-    upstream_status: str | None = None
-    """The gateway's own status word, e.g. ``submitted``."""
-    next_poll_seconds: int | None = None
-    """Suggested pause before the next get_task call while the task is not finished; null once it is."""
-    hint: str = ""
-    """What to do next, in one sentence."""
-    sandbox: bool | None = None
-    """True when the task comes from the built-in sandbox (simulated, nothing billed)."""
-    prompt: str | None = None
-    """The prompt of the request (list_tasks and task resources)."""
-    submitted_at: int | None = None
-    """Unix seconds when this server sent the create request (list_tasks and task resources)."""
-    outcome_unknown: bool | None = None
-    """True when a create was sent but its answer never arrived: a task may exist, and be billed, without an id."""
-    reused: bool | None = None
-    """True when create returned this earlier identical request instead of creating (and billing) another."""
+    task_id: str | None = Field(
+        None,
+        description="Id to pass to get_task; absent only when outcome_unknown (the gateway's answer never arrived).",
+    )
+    kind: TaskKind = Field(description="video or character.")
+    status: TaskStatus = Field(
+        description="queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome."
+    )
+    progress: Annotated[int, Field(ge=0, le=100, description="0-100.")] = 0
+    model: str | None = Field(None, description="Model that renders the task.")
+    created_at: int | None = Field(None, description="Unix seconds.")
+    completed_at: int | None = Field(None, description="Unix seconds, once completed.")
+    expires_at: int | None = Field(None, description="Unix seconds after which the result URLs stop working.")
+    eta_seconds: int | None = Field(None, description="Gateway's estimate of seconds left, when it gives one.")
+    video_url: str | None = Field(None, description="The finished video (completed video tasks).")
+    thumbnail_url: str | None = Field(None, description="Thumbnail image, when the gateway provides one.")
+    characters: list[Character] = Field(
+        default_factory=list, description="Created characters (completed character tasks)."
+    )
+    error: TaskError | None = Field(None, description="Reason for a failed task.")
+    upstream_status: str | None = Field(None, description="The gateway's own status word, e.g. submitted.")
+    next_poll_seconds: int | None = Field(
+        None,
+        description="Suggested pause before the next get_task call while the task is not finished; null once it is.",
+    )
+    hint: str = Field("", description="What to do next, in one sentence.")
+    sandbox: bool | None = Field(
+        None, description="True when the task comes from the built-in sandbox (simulated, nothing billed)."
+    )
+    prompt: str | None = Field(None, description="The prompt of the request (list_tasks and task resources).")
+    submitted_at: int | None = Field(
+        None, description="Unix seconds when this server sent the create request (list_tasks and task resources)."
+    )
+    outcome_unknown: bool | None = Field(
+        None,
+        description="True when a create was sent but its answer never arrived: a task may exist, and be "
+        "billed, without an id.",
+    )
+    reused: bool | None = Field(
+        None,
+        description="True when create returned this earlier identical request instead of creating (and "
+        "billing) another.",
+    )
 
     @property
     def is_terminal(self) -> bool:
@@ -360,24 +353,19 @@ class Task(BaseModel):
 class DownloadResult(BaseModel):
     """A video saved by download_video on the machine that runs this server."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
-    task_id: str
-    """The video task the file belongs to."""
-    path: str
-    """Absolute path of the saved video file."""
-    bytes: int
-    """File size in bytes."""
-    sha256: str
-    """SHA-256 of the file, hex."""
-    content_type: str | None = None
-    """Media type the media host gave, e.g. ``video/mp4``."""
-    thumbnail_path: str | None = None
-    """Absolute path of the saved thumbnail, when include_thumbnail was set and the gateway has one."""
-    already_downloaded: bool = False
-    """True when the same file was already there: nothing was fetched or rewritten."""
-    hint: str = ""
-    """What to tell the user, in one sentence."""
+    task_id: str = Field(description="The video task the file belongs to.")
+    path: str = Field(description="Absolute path of the saved video file.")
+    bytes: int = Field(description="File size in bytes.")
+    sha256: str = Field(description="SHA-256 of the file, hex.")
+    content_type: str | None = Field(None, description="Media type the media host gave, e.g. video/mp4.")
+    thumbnail_path: str | None = Field(
+        None,
+        description="Absolute path of the saved thumbnail, when include_thumbnail was set and the gateway has one.",
+    )
+    already_downloaded: bool = Field(
+        False, description="True when the same file was already there: nothing was fetched or rewritten."
+    )
+    hint: str = Field("", description="What to tell the user, in one sentence.")
 
 
 # --------------------------------------------------------------------------------------------- parsing
