@@ -77,6 +77,7 @@ from sora_mcp.models import (
     check_task_id,
     describe_validation_error,
 )
+from sora_mcp.prompts import register_prompts
 from sora_mcp.tasks import TaskBook, TaskService
 
 logger = logging.getLogger(__name__)
@@ -532,6 +533,7 @@ def build_server(
             raise ResourceError(str(exc)) from exc
         return _json({"tasks": [_task_data(task) for task in found]})
 
+    register_prompts(server)
     return server
 
 
