@@ -1,8 +1,10 @@
-"""Command line: ``sora-mcp [--transport stdio|sse|streamable-http] [HTTP options] [--sandbox] [--log-level LEVEL]``.
+"""Command line: ``sora-mcp [--transport stdio|sse|streamable-http] [HTTP options] [--sandbox] [--log-level LEVEL]
+[doctor]``.
 
-stdout belongs to the MCP protocol on stdio, so everything here writes to stderr. Heavy imports (the MCP SDK, and
-for the HTTP transports uvicorn and Starlette) happen only after the arguments are parsed, so ``--version`` and
-usage errors answer at once and the stdio path never imports an HTTP server.
+With no command it serves MCP; ``sora-mcp doctor`` checks the set-up instead (``sora_mcp/doctor.py``). stdout
+belongs to the MCP protocol on stdio, so everything here writes to stderr. Heavy imports (the MCP SDK, and for the
+HTTP transports uvicorn and Starlette) happen only after the arguments are parsed, so ``--version`` and usage
+errors answer at once and the stdio path never imports an HTTP server.
 """
 
 import argparse
@@ -96,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         help="log level of the messages written to stderr (default: WARNING on stdio, INFO over HTTP)",
     )
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    commands.add_parser(
+        "doctor",
+        help="check the configuration, the gateway and the key, then exit (non-zero on problems)",
+        description="Check the SORA_* configuration, reach the gateway with the key (a free probe), and print "
+        "one OK/WARN/FAIL line per check. Exits 1 when a check failed. The key is never printed.",
+    )
     return parser
 
 
@@ -138,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     check_transport_options(parser, args)
     configure_logging(args.log_level or ("WARNING" if args.transport == "stdio" else "INFO"))
+    if args.command == "doctor":
+        from sora_mcp.doctor import run
+
+        sys.exit(run(sandbox=bool(args.sandbox)))
 
     from pydantic import ValidationError
 

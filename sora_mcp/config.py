@@ -152,6 +152,11 @@ class Settings(BaseSettings):
 
 def describe_settings_error(error: ValidationError) -> str:
     """Turn a settings ``ValidationError`` into lines that name the environment variable, never a secret."""
+    return "invalid configuration:\n  " + "\n  ".join(settings_error_lines(error))
+
+
+def settings_error_lines(error: ValidationError) -> list[str]:
+    """One ``SORA_<FIELD>: <problem> (got <value>)`` line per invalid variable; secrets' values are never shown."""
     lines = []
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "?"
@@ -159,4 +164,4 @@ def describe_settings_error(error: ValidationError) -> str:
         shown: Any = item.get("input")
         got = "" if field in SECRET_FIELDS or shown is None or isinstance(shown, dict) else f" (got {shown!r})"
         lines.append(f"{variable}: {item['msg']}{got}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+    return lines
