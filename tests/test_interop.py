@@ -1,0 +1,323 @@
+"""Interoperability with MCP clients nobody here wrote: the MCP Inspector CLI and the official TypeScript SDK.
+
+Both are npm packages pinned in ``tests/interop/package.json`` (and its lock file). The ``node_clients`` fixture
+installs them with ``npm ci`` into ``tests/interop/node_modules`` (git-ignored) the first time, and again only
+when the lock file changes. Each client starts ``python -m sora_mcp`` itself, pointed at the fake gateway served
+over real HTTP on loopback, and passes it the settings through its own ``env`` mechanism, as a host does.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import API_KEY
+from fake_gateway import FakeGateway, serve_in_thread
+
+INTEROP_DIR = Path(__file__).parent / "interop"
+SERVER_COMMAND = [sys.executable, "-m", "sora_mcp"]
+TOOLS = {"create_video", "create_character", "get_task"}
+CLIENT_TIMEOUT = 90
+"""Seconds one client run may take; a run takes 1-4 s, so only a hang reaches this."""
+
+
+@dataclass(frozen=True)
+class NodeClients:
+    """Paths of the installed clients, and the environment to run them in."""
+
+    node: str
+    inspector: Path
+    sdk_script: Path
+    home: Path
+    """A private HOME: the Inspector writes its catalog and settings under ``~/.mcp-inspector/``."""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", ""), "HOME": str(self.home), "NO_COLOR": "1", **extra}
+
+
+@pytest.fixture(scope="session")
+def node_clients(tmp_path_factory: pytest.TempPathFactory) -> NodeClients:
+    """The pinned npm clients, installed on demand with ``npm ci`` (kept while the lock file is unchanged)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node and npm are not installed: the interop tests need them (CI machines have them)")
+    lock = (INTEROP_DIR / "package.json").read_bytes() + (INTEROP_DIR / "package-lock.json").read_bytes()
+    wanted = hashlib.sha256(lock).hexdigest()
+    stamp = INTEROP_DIR / "node_modules" / ".sora-mcp-installed"
+    if not (stamp.is_file() and stamp.read_text() == wanted):
+        install = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+            cwd=INTEROP_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if install.returncode != 0:
+            pytest.fail(f"npm ci in tests/interop failed (exit {install.returncode}):\n{install.stderr[-4000:]}")
+        stamp.write_text(wanted)
+    home = tmp_path_factory.mktemp("node-home")
+    return NodeClients(
+        node=node,
+        inspector=INTEROP_DIR / "node_modules" / ".bin" / "mcp-inspector",
+        sdk_script=INTEROP_DIR / "sdk_client.mjs",
+        home=home,
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[tuple[FakeGateway, str]]:
+    """A fake gateway on a real loopback port for the whole module; videos finish 0.5 s after creation."""
+    fake = FakeGateway(api_key=API_KEY, video_seconds=0.5, character_seconds=0.3)
+    with serve_in_thread(fake.build_app()) as url:
+        yield fake, url
+
+
+def server_env(url: str) -> dict[str, str]:
+    """What a host puts in the server's ``env`` block: the key, the gateway, and test-friendly timings."""
+    return {
+        "SORA_API_KEY": API_KEY,
+        "SORA_BASE_URL": url,
+        "SORA_POLL_INTERVAL": "0.2",
+        "SORA_RETRY_BACKOFF": "0",
+    }
+
+
+def run_inspector(clients: NodeClients, url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """``mcp-inspector --cli --format json <options> -- python -m sora_mcp``, the server env given with ``-e``."""
+    env_options = [item for name, value in server_env(url).items() for item in ("-e", f"{name}={value}")]
+    command = [clients.node, str(clients.inspector), "--cli", "--format", "json", *env_options, *options]
+    return subprocess.run(
+        [*command, "--", *SERVER_COMMAND],
+        env=clients.env(),
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+        check=False,
+    )
+
+
+def inspector_result(completed: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The ``result`` of a successful Inspector run, or a failure showing what the Inspector said."""
+    assert completed.returncode == 0, f"inspector exit {completed.returncode}:\n{completed.stderr[-3000:]}"
+    result: dict[str, Any] = json.loads(completed.stdout)["result"]
+    return result
+
+
+def completed_video(fake: FakeGateway) -> str:
+    """A video task created directly in the fake, dated a minute ago so that it is already completed."""
+    task_id = str(fake.create({"model": "sora-2", "prompt": "a lighthouse in a storm"})["id"])
+    fake.tasks[task_id].created_at -= 60
+    return task_id
+
+
+# ------------------------------------------------------------------------------------------ MCP Inspector
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+def test_inspector_lists_every_tool_with_schemas_over_stdio(
+    node_clients: NodeClients, gateway: tuple[FakeGateway, str], era: str
+) -> None:
+    """The Inspector lists the three tools, each with an input and an output schema, in both protocol eras."""
+    _, url = gateway
+    result = inspector_result(run_inspector(node_clients, url, "--protocol-era", era, "--method", "tools/list"))
+    tools = {tool["name"]: tool for tool in result["tools"]}
+    assert set(tools) == TOOLS
+    for tool in tools.values():
+        assert tool["inputSchema"]["type"] == "object"
+        assert tool["outputSchema"]["type"] == "object"
+    assert tools["get_task"]["annotations"]["readOnlyHint"] is True
+    assert tools["create_video"]["annotations"]["readOnlyHint"] is False
+
+
+def inspector_cases(fake: FakeGateway) -> dict[str, dict[str, Any]]:
+    """Arguments of one successful call per tool (a new tool needs its case here, see the coverage test)."""
+    source = completed_video(fake)
+    return {
+        "create_video": {"prompt": "a red kite over a windy beach, slow pan", "duration": 10, "size": "16:9"},
+        "create_character": {"from_task": source, "timestamps": "1,3"},
+        "get_task": {"task_id": source, "wait_seconds": 10},
+    }
+
+
+def test_every_listed_tool_has_an_inspector_call_case(gateway: tuple[FakeGateway, str]) -> None:
+    """The per-tool interop cases cover exactly the tools the server lists, so a new tool cannot skip interop."""
+    import anyio
+    from mcp import Client
+
+    from sora_mcp.config import Settings
+    from sora_mcp.server import build_server
+
+    async def listed() -> set[str]:
+        async with Client(build_server(Settings(sandbox=True))) as client:
+            return {tool.name for tool in (await client.list_tools()).tools}
+
+    fake, _ = gateway
+    assert set(inspector_cases(fake)) == anyio.run(listed) == TOOLS
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_inspector_calls_each_tool_over_stdio(
+    node_clients: NodeClients, gateway: tuple[FakeGateway, str], tool: str
+) -> None:
+    """The Inspector calls each tool; the result carries structured content matching the Task shape."""
+    fake, url = gateway
+    arguments = inspector_cases(fake)[tool]
+    result = inspector_result(
+        run_inspector(
+            node_clients,
+            url,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            tool,
+            "--tool-args-json",
+            json.dumps(arguments),
+        )
+    )
+    assert result["isError"] is False
+    task = result["structuredContent"]
+    assert json.loads(result["content"][0]["text"]) == task
+    assert task["task_id"] in fake.tasks
+    if tool == "create_video":
+        assert (task["kind"], task["status"]) == ("video", "queued")
+        assert fake.requests[-1].json == {
+            "model": "sora-2",
+            "prompt": "a red kite over a windy beach, slow pan",
+            "duration": 10,
+            "size": "16:9",
+        }
+    elif tool == "create_character":
+        assert (task["kind"], task["status"]) == ("character", "queued")
+        assert fake.requests[-1].json == {"model": "sora-2", "from_task": arguments["from_task"], "timestamps": "1,3"}
+    else:
+        assert (task["task_id"], task["status"]) == (arguments["task_id"], "completed")
+        assert task["video_url"].endswith(f"/files/{arguments['task_id']}.mp4")
+    assert all(request.headers["authorization"] == f"Bearer {API_KEY}" for request in fake.requests)
+
+
+def test_inspector_sees_a_bad_argument_as_a_tool_error_with_exit_code_5(
+    node_clients: NodeClients, gateway: tuple[FakeGateway, str]
+) -> None:
+    """A refused argument reaches the Inspector as an isError result (its exit code 5); nothing is sent upstream."""
+    fake, url = gateway
+    sent_before = len(fake.requests)
+    completed = run_inspector(
+        node_clients,
+        url,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "create_video",
+        "--tool-args-json",
+        json.dumps({"prompt": "a cat", "model": "sora-2", "duration": 25}),
+    )
+    assert completed.returncode == 5, completed.stderr[-3000:]
+    result = json.loads(completed.stdout)["result"]
+    assert result["isError"] is True
+    text = result["content"][0]["text"]
+    assert "duration" in text
+    assert "sora-2-pro" in text
+    assert len(fake.requests) == sent_before
+
+
+def test_inspector_gets_the_make_video_prompt(node_clients: NodeClients, gateway: tuple[FakeGateway, str]) -> None:
+    """prompts/get through the Inspector returns the filled-in make_video walkthrough."""
+    _, url = gateway
+    result = inspector_result(
+        run_inspector(
+            node_clients,
+            url,
+            "--method",
+            "prompts/get",
+            "--prompt-name",
+            "make_video",
+            "--prompt-args",
+            "idea=a paper boat in a rain gutter",
+            "style=nostalgic",
+            "duration=15",
+        )
+    )
+    [message] = result["messages"]
+    assert message["role"] == "user"
+    text = message["content"]["text"]
+    assert "My idea: a paper boat in a rain gutter" in text
+    assert 'Pass style="nostalgic" to create_video' in text
+    assert "duration: 15 s" in text
+
+
+def test_inspector_reports_a_bad_prompt_argument_as_an_error(
+    node_clients: NodeClients, gateway: tuple[FakeGateway, str]
+) -> None:
+    """An unknown style is a JSON-RPC error (Inspector exit code 1) whose message lists the allowed styles."""
+    _, url = gateway
+    completed = run_inspector(
+        node_clients,
+        url,
+        "--method",
+        "prompts/get",
+        "--prompt-name",
+        "make_video",
+        "--prompt-args",
+        "idea=x",
+        "style=pop",
+    )
+    assert completed.returncode == 1
+    error = json.loads(completed.stderr.strip().splitlines()[-1])["error"]
+    assert error["message"] == (
+        "Invalid arguments for make_video: style: must be one of comic, news, anime, selfie, nostalgic, "
+        "thanksgiving (or empty); got 'pop'"
+    )
+
+
+# ------------------------------------------------------------------------------ official TypeScript SDK
+
+
+def test_typescript_sdk_client_runs_the_whole_workflow_over_stdio(
+    node_clients: NodeClients, gateway: tuple[FakeGateway, str]
+) -> None:
+    """The TypeScript SDK lists tools, creates a video, waits for it with progress, and reads the prompt."""
+    fake, url = gateway
+    completed = subprocess.run(
+        [node_clients.node, str(node_clients.sdk_script), *SERVER_COMMAND],
+        env=node_clients.env(**server_env(url)),
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout)
+
+    assert report["server"]["name"] == "sora-mcp"
+    assert {tool["name"] for tool in report["tools"]} == TOOLS
+    assert all(tool["hasOutputSchema"] for tool in report["tools"])
+
+    created = report["created"]
+    assert (created["kind"], created["status"]) == ("video", "queued")
+    assert created["task_id"] in fake.tasks
+    final = report["final"]
+    assert (final["task_id"], final["status"], final["progress"]) == (created["task_id"], "completed", 100)
+    assert final["video_url"].endswith(f"/files/{created['task_id']}.mp4")
+    assert 1 <= report["waits"] <= 3
+
+    progress = [event["progress"] for event in report["progress"]]
+    assert len(progress) >= 2
+    assert progress == sorted(progress)
+    assert len(set(progress)) == len(progress)
+    assert progress[-1] == 100
+    assert all(event["total"] == 100 and "waited" in event["message"] for event in report["progress"])
+
+    assert report["badArgument"]["isError"] is True
+    assert "size" in report["badArgument"]["text"]
+    assert "16:9" in report["badArgument"]["text"]
+
+    assert "My idea: a hot-air balloon over a glacier" in report["prompt"]
+    assert 'model="sora-2-pro"' in report["prompt"]
