@@ -1,8 +1,14 @@
-"""The shipped examples work: the scripted agent runs against the sandbox, and the client config is well formed."""
+"""The shipped examples work: the scripted agent runs against the sandbox, and every client configuration names a
+real command, real options, real variables and the right URL.
+
+The JSON files under ``examples/`` and the snippets in the README's "Client configuration" section are checked
+against the real command-line parser and the settings the server reads.
+"""
 
 import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,12 +16,17 @@ from typing import Any
 import anyio
 import pytest
 
+from sora_mcp.__main__ import build_parser
 from sora_mcp.config import ENV_PREFIX, Settings
 
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
+CONFIG_FILES = sorted(EXAMPLES.glob("*.json"))
+KNOWN_VARIABLES = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+HTTP_URL = "http://127.0.0.1:8000/mcp"
+"""Where ``sora-mcp --transport streamable-http`` listens by default."""
 
 
 async def test_the_example_agent_makes_a_sandbox_video_with_progress() -> None:
@@ -37,18 +48,113 @@ async def test_the_example_agent_makes_a_sandbox_video_with_progress() -> None:
     assert lines[-1].startswith("hint:   [Sandbox: simulated task, nothing was billed]")
 
 
-def test_the_claude_desktop_config_runs_the_server_with_known_variables() -> None:
-    """Every server entry has a command and args, and sets only variables the server reads (SORA_<field>)."""
-    config: dict[str, Any] = json.loads((EXAMPLES / "claude_desktop_config.json").read_text())
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    servers = config["mcpServers"]
-    assert servers
+def client_configuration_section() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Client configuration\n(.*?)(?=^## |\Z)", readme, re.MULTILINE | re.DOTALL)
+    assert match is not None, "README has no '## Client configuration' section"
+    return match.group(1)
+
+
+def check_cli_options(options: list[str]) -> None:
+    """The options parse with the real ``sora-mcp`` parser (which exits on an unknown option)."""
+    try:
+        build_parser().parse_args(options)
+    except SystemExit as exc:
+        pytest.fail(f"sora-mcp rejects the options {options} (exit {exc.code})")
+
+
+def check_server_command(command: str, args: list[str]) -> None:
+    """``uvx sora-mcp [options]`` or ``sora-mcp [options]``, with options the command accepts."""
+    assert all(isinstance(arg, str) for arg in args)
+    if command == "uvx":
+        assert args[:1] == ["sora-mcp"], f"uvx must run the sora-mcp package, got {args}"
+        check_cli_options(args[1:])
+    else:
+        assert command == "sora-mcp", f"unknown command {command!r}"
+        check_cli_options(args)
+
+
+def check_variables(names: set[str]) -> None:
+    assert names <= KNOWN_VARIABLES, f"{sorted(names - KNOWN_VARIABLES)} are not variables sora-mcp reads"
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Every server entry of a Claude/Cursor (``mcpServers``) or VS Code (``servers``) configuration."""
+    servers = config.get("mcpServers", config.get("servers"))
+    assert isinstance(servers, dict) and servers, "no server entries"
+    inputs = {item["id"] for item in config.get("inputs", [])}
     for name, entry in servers.items():
-        assert isinstance(entry["command"], str) and entry["command"], name
-        assert isinstance(entry["args"], list) and all(isinstance(arg, str) for arg in entry["args"]), name
-        assert "sora-mcp" in entry["args"], name
+        if "url" in entry:
+            assert entry.get("type", "http") == "http", name
+            assert entry["url"] == HTTP_URL, name
+            assert set(entry) <= {"type", "url", "headers"}, name
+            continue
+        assert entry.get("type", "stdio") == "stdio", name
+        assert set(entry) <= {"type", "command", "args", "env"}, name
+        check_server_command(entry["command"], entry["args"])
         env = entry.get("env", {})
-        assert set(env) <= known, f"{name} sets {set(env) - known}, which the server does not read"
-        assert all(isinstance(value, str) for value in env.values()), name
+        assert all(isinstance(value, str) and value for value in env.values()), name
+        check_variables(set(env))
+        for value in env.values():
+            for input_id in re.findall(r"\$\{input:([^}]+)\}", value):
+                assert input_id in inputs, f"{name} uses ${{input:{input_id}}}, which 'inputs' does not declare"
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=[path.name for path in CONFIG_FILES])
+def test_each_example_config_names_a_real_command_options_and_variables(path: Path) -> None:
+    """Each examples/*.json parses and runs ``uvx sora-mcp`` with real options and variables, or names the URL."""
+    check_config(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_examples_cover_each_client_for_stdio_and_http() -> None:
+    """Claude Code, Cursor and VS Code have a stdio and an HTTP file; Claude Desktop (stdio only) has its own."""
+    assert {path.name for path in CONFIG_FILES} == {
+        "claude_desktop_config.json",
+        "claude_code_mcp.json",
+        "claude_code_mcp_http.json",
+        "cursor_mcp.json",
+        "cursor_mcp_http.json",
+        "vscode_mcp.json",
+        "vscode_mcp_http.json",
+    }
+
+
+def test_the_readme_names_every_example_config() -> None:
+    """The README's client section points to every example file."""
+    section = client_configuration_section()
+    for path in CONFIG_FILES:
+        assert f"`examples/{path.name}`" in section
+
+
+def test_every_json_snippet_in_the_readme_is_a_valid_config() -> None:
+    """The README's JSON snippets pass the same checks as the files, and the keys they show are placeholders."""
+    snippets = re.findall(r"```json\n(.*?)```", client_configuration_section(), re.DOTALL)
+    assert len(snippets) >= 6
+    for snippet in snippets:
+        config = json.loads(snippet)
+        check_config(config)
+        assert "sk-" not in snippet or "sk-your-dashlyai-key" in snippet
+
+
+def test_the_claude_code_commands_in_the_readme_add_real_servers() -> None:
+    """``claude mcp add`` lines: the stdio one runs uvx sora-mcp with known variables, the HTTP one the URL."""
+    lines = re.findall(r"^claude mcp add .*$", client_configuration_section(), re.MULTILINE)
+    assert len(lines) == 2
+    stdio, http = (shlex.split(line) for line in lines)
+
+    separator = stdio.index("--")
+    options, (command, *args) = stdio[3:separator], stdio[separator + 1 :]
+    check_server_command(command, args)
+    assert options[0] == "sora"
+    variables = [options[i + 1].partition("=")[0] for i, option in enumerate(options) if option in ("--env", "-e")]
+    assert variables == ["SORA_API_KEY"]
+    check_variables(set(variables))
+
+    assert http[3:] == ["--transport", "http", "sora", HTTP_URL]
+
+
+def test_the_claude_desktop_config_has_a_keyed_and_a_sandbox_entry() -> None:
+    """examples/claude_desktop_config.json: 'sora' with the key placeholder, 'sora-sandbox' with --sandbox."""
+    servers = json.loads((EXAMPLES / "claude_desktop_config.json").read_text())["mcpServers"]
     assert servers["sora"]["env"] == {"SORA_API_KEY": "sk-your-dashlyai-key"}
     assert "--sandbox" in servers["sora-sandbox"]["args"]
