@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
 from sora_mcp.config import Settings, settings_error_lines
+from sora_mcp.download import default_output_dir
 from sora_mcp.errors import (
     APIConnectionError,
     APIResponseError,
@@ -79,7 +80,9 @@ def load_settings(*, sandbox: bool = False) -> Settings | list[Check]:
 
 def directory_settings(settings: Settings) -> list[tuple[str, Path]]:
     """The directories the server writes to, each with its environment variable (one entry per setting)."""
-    return []
+    return [
+        ("SORA_OUTPUT_DIR", settings.output_dir or default_output_dir()),
+    ]
 
 
 async def diagnose(settings: Settings, *, http_client: httpx2.AsyncClient | None = None) -> list[Check]:

@@ -1,8 +1,9 @@
 """MCP prompts: ready-made instructions a user picks in their client (``prompts/list``, ``prompts/get``).
 
 ``make_video`` turns an idea into a good Sora-2 prompt and walks the model through the paid workflow: confirm,
-create once, wait with ``get_task``, deliver. Prompt arguments arrive as strings; a bad one is a JSON-RPC
-``invalid params`` error whose message names the argument and the allowed values.
+create once, wait with ``get_task``, deliver the URL and offer ``download_video``. Prompt arguments arrive as
+strings; a bad one is a JSON-RPC ``invalid params`` error whose message names the argument and the allowed
+values.
 """
 
 from typing import Annotated, Any, get_args
@@ -24,7 +25,7 @@ def register_prompts(server: MCPServer[Any]) -> None:
         name="make_video",
         title="Make a video",
         description="Turn an idea into a good Sora-2 prompt, then create the video (after the user confirms the "
-        "cost), wait for it and deliver it.",
+        "cost), wait for it, and deliver or download it.",
     )(make_video)
 
 
@@ -96,8 +97,8 @@ def make_video(
         "never create the video a second time.",
         "",
         '6. When the status is "completed", give me video_url and tell me it expires at expires_at (about 24 '
-        "hours). If this server has a download_video tool, offer to save the file with it before then. If the "
-        'status is "failed", tell me error.message and suggest how to change the prompt.',
+        "hours), and offer to save the file with download_video(task_id=<that id>) before then; it returns the "
+        'saved file\'s path. If the status is "failed", tell me error.message and suggest how to change the prompt.',
     ]
     return "\n".join(lines) + "\n"
 

@@ -5,6 +5,7 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import httpx2
@@ -23,14 +24,16 @@ from sora_mcp.doctor import (
     render,
 )
 from sora_mcp.errors import APIConnectionError
+from sora_mcp.server import build_server
 
 pytestmark = pytest.mark.anyio
 
 
-def run_doctor(**env: str) -> tuple[int, dict[str, tuple[str, str]], str]:
-    """Run ``python -m sora_mcp doctor`` with exactly ``env``; return its exit code, checks by subject, stdout."""
+def run_doctor(*options: str, **env: str) -> tuple[int, dict[str, tuple[str, str]], str]:
+    """Run ``python -m sora_mcp [options] doctor`` with exactly ``env``; return the exit code, the checks by
+    subject and the summary line."""
     completed = subprocess.run(
-        [sys.executable, "-m", "sora_mcp", "doctor"],
+        [sys.executable, "-m", "sora_mcp", *options, "doctor"],
         env={"PATH": "", **env},
         capture_output=True,
         text=True,
@@ -56,10 +59,10 @@ def served() -> Iterator[tuple[FakeGateway, str]]:
         yield fake, url
 
 
-def test_doctor_passes_when_the_gateway_accepts_the_key(served: tuple[FakeGateway, str]) -> None:
+async def test_doctor_passes_when_the_gateway_accepts_the_key(served: tuple[FakeGateway, str], tmp_path: Path) -> None:
     """A 404 for the impossible probe task means the key was accepted: every check OK, exit code 0."""
     fake, url = served
-    code, checks, summary = run_doctor(SORA_API_KEY=API_KEY, SORA_BASE_URL=url)
+    code, checks, summary = run_doctor(SORA_API_KEY=API_KEY, SORA_BASE_URL=url, SORA_OUTPUT_DIR=str(tmp_path))
     assert code == 0
     assert summary == "All checks passed."
     assert checks["configuration"] == ("OK", "the SORA_* settings are valid")
@@ -69,8 +72,9 @@ def test_doctor_passes_when_the_gateway_accepts_the_key(served: tuple[FakeGatewa
     assert status == "OK"
     assert detail.startswith(f"reached {url} in ")
     assert detail.endswith("ms; the key was accepted (HTTP 404 for a task that cannot exist)")
-    assert checks["server"][0] == "OK"
-    assert "tools create_video, create_character, get_task; prompts make_video" in checks["server"][1]
+    assert checks["SORA_OUTPUT_DIR"] == ("OK", f"{tmp_path} is writable")
+    tools = ", ".join(tool.name for tool in await build_server(make_settings()).list_tools())
+    assert checks["server"] == ("OK", f"MCP SDK {metadata.version('mcp')}: tools {tools}; prompts make_video")
     probes = [(request.method, request.path, request.headers["authorization"]) for request in fake.requests[-2:]]
     assert probes == [
         ("GET", f"/v1/videos/generations/{PROBE_TASK_ID}", f"Bearer {API_KEY}"),
@@ -143,20 +147,14 @@ def test_doctor_names_an_invalid_base_url() -> None:
     assert summary.startswith("1 problem found")
 
 
-def test_sandbox_mode_without_a_key_only_warns() -> None:
+def test_sandbox_mode_without_a_key_only_warns(tmp_path: Path) -> None:
     """With --sandbox the missing key and the unprobed gateway are warnings, and the exit code is 0."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "sora_mcp", "--sandbox", "doctor"],
-        env={"PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0
-    assert "WARN  SORA_SANDBOX " in completed.stdout
-    assert "WARN  gateway        not probed: there is no key to try" in completed.stdout
-    assert completed.stdout.endswith("No problem found (3 warnings).\n")
+    code, checks, summary = run_doctor("--sandbox", SORA_OUTPUT_DIR=str(tmp_path))
+    assert code == 0
+    assert checks["SORA_SANDBOX"][0] == "WARN"
+    assert checks["SORA_API_KEY"] == ("WARN", "not set (the sandbox needs none; the real gateway does)")
+    assert checks["gateway"] == ("WARN", "not probed: there is no key to try")
+    assert summary == "No problem found (3 warnings)."
 
 
 @pytest.mark.parametrize(

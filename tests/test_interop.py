@@ -12,18 +12,23 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from conftest import API_KEY
 from fake_gateway import FakeGateway, serve_in_thread
+from mcp import Client
+
+from sora_mcp.config import Settings
+from sora_mcp.server import build_server
 
 INTEROP_DIR = Path(__file__).parent / "interop"
 SERVER_COMMAND = [sys.executable, "-m", "sora_mcp"]
-TOOLS = {"create_video", "create_character", "get_task"}
+TOOLS = {"create_video", "create_character", "remix_video", "download_video", "get_task"}
 CLIENT_TIMEOUT = 90
 """Seconds one client run may take; a run takes 1-4 s, so only a hang reaches this."""
 
@@ -72,27 +77,42 @@ def node_clients(tmp_path_factory: pytest.TempPathFactory) -> NodeClients:
     )
 
 
+@dataclass(frozen=True)
+class Gateway:
+    """The fake gateway on a real loopback port, and where the server under test saves downloads."""
+
+    fake: FakeGateway
+    url: str
+    output_dir: Path
+
+    def server_env(self) -> dict[str, str]:
+        """What a host puts in the server's ``env`` block: the key, the gateway, test-friendly timings."""
+        return {
+            "SORA_API_KEY": API_KEY,
+            "SORA_BASE_URL": self.url,
+            "SORA_OUTPUT_DIR": str(self.output_dir),
+            "SORA_POLL_INTERVAL": "0.2",
+            "SORA_RETRY_BACKOFF": "0",
+        }
+
+    def completed_video(self) -> str:
+        """A video task created directly in the fake, dated a minute ago so that it is already completed."""
+        task_id = str(self.fake.create({"model": "sora-2", "prompt": "a lighthouse in a storm"})["id"])
+        self.fake.tasks[task_id].created_at -= 60
+        return task_id
+
+
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[tuple[FakeGateway, str]]:
-    """A fake gateway on a real loopback port for the whole module; videos finish 0.5 s after creation."""
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A fake gateway for the whole module; videos finish 0.5 s after creation."""
     fake = FakeGateway(api_key=API_KEY, video_seconds=0.5, character_seconds=0.3)
     with serve_in_thread(fake.build_app()) as url:
-        yield fake, url
+        yield Gateway(fake, url, tmp_path_factory.mktemp("videos"))
 
 
-def server_env(url: str) -> dict[str, str]:
-    """What a host puts in the server's ``env`` block: the key, the gateway, and test-friendly timings."""
-    return {
-        "SORA_API_KEY": API_KEY,
-        "SORA_BASE_URL": url,
-        "SORA_POLL_INTERVAL": "0.2",
-        "SORA_RETRY_BACKOFF": "0",
-    }
-
-
-def run_inspector(clients: NodeClients, url: str, *options: str) -> subprocess.CompletedProcess[str]:
+def run_inspector(clients: NodeClients, gateway: Gateway, *options: str) -> subprocess.CompletedProcess[str]:
     """``mcp-inspector --cli --format json <options> -- python -m sora_mcp``, the server env given with ``-e``."""
-    env_options = [item for name, value in server_env(url).items() for item in ("-e", f"{name}={value}")]
+    env_options = [item for name, value in gateway.server_env().items() for item in ("-e", f"{name}={value}")]
     command = [clients.node, str(clients.inspector), "--cli", "--format", "json", *env_options, *options]
     return subprocess.run(
         [*command, "--", *SERVER_COMMAND],
@@ -111,23 +131,15 @@ def inspector_result(completed: subprocess.CompletedProcess[str]) -> dict[str, A
     return result
 
 
-def completed_video(fake: FakeGateway) -> str:
-    """A video task created directly in the fake, dated a minute ago so that it is already completed."""
-    task_id = str(fake.create({"model": "sora-2", "prompt": "a lighthouse in a storm"})["id"])
-    fake.tasks[task_id].created_at -= 60
-    return task_id
-
-
 # ------------------------------------------------------------------------------------------ MCP Inspector
 
 
 @pytest.mark.parametrize("era", ["legacy", "modern"])
 def test_inspector_lists_every_tool_with_schemas_over_stdio(
-    node_clients: NodeClients, gateway: tuple[FakeGateway, str], era: str
+    node_clients: NodeClients, gateway: Gateway, era: str
 ) -> None:
-    """The Inspector lists the three tools, each with an input and an output schema, in both protocol eras."""
-    _, url = gateway
-    result = inspector_result(run_inspector(node_clients, url, "--protocol-era", era, "--method", "tools/list"))
+    """The Inspector lists every tool, each with an input and an output schema, in both protocol eras."""
+    result = inspector_result(run_inspector(node_clients, gateway, "--protocol-era", era, "--method", "tools/list"))
     tools = {tool["name"]: tool for tool in result["tools"]}
     assert set(tools) == TOOLS
     for tool in tools.values():
@@ -137,81 +149,104 @@ def test_inspector_lists_every_tool_with_schemas_over_stdio(
     assert tools["create_video"]["annotations"]["readOnlyHint"] is False
 
 
-def inspector_cases(fake: FakeGateway) -> dict[str, dict[str, Any]]:
-    """Arguments of one successful call per tool (a new tool needs its case here, see the coverage test)."""
-    source = completed_video(fake)
+@dataclass(frozen=True)
+class ToolCase:
+    """One successful call of a tool, and what its structured result and the gateway must show afterwards."""
+
+    arguments: dict[str, Any]
+    check: Callable[[dict[str, Any]], None]
+
+
+def tool_cases(gateway: Gateway) -> dict[str, ToolCase]:
+    """One case per tool (a new tool needs its case here: the coverage test fails until it has one)."""
+    fake = gateway.fake
+    source = gateway.completed_video()
+
+    def last_post() -> tuple[str, Any]:
+        request = next(request for request in reversed(fake.requests) if request.method == "POST")
+        return request.path, request.json
+
+    def created_video(task: dict[str, Any]) -> None:
+        assert (task["kind"], task["status"]) == ("video", "queued")
+        assert last_post() == (
+            "/v1/videos/generations",
+            {"model": "sora-2", "prompt": "a red kite over a windy beach, slow pan", "duration": 10, "size": "16:9"},
+        )
+
+    def created_character(task: dict[str, Any]) -> None:
+        assert (task["kind"], task["status"]) == ("character", "queued")
+        assert last_post() == ("/v1/videos/generations", {"model": "sora-2", "from_task": source, "timestamps": "1,3"})
+
+    def remixed(task: dict[str, Any]) -> None:
+        assert (task["kind"], task["status"]) == ("video", "queued")
+        assert task["task_id"] != source
+        assert last_post() == (f"/v1/videos/{source}/remix", {"model": "sora-2", "prompt": "make it night"})
+
+    def downloaded(saved: dict[str, Any]) -> None:
+        path = Path(saved["path"])
+        assert (saved["task_id"], path.parent) == (source, gateway.output_dir.resolve())
+        content = path.read_bytes()
+        assert content == fake.media(source, "mp4")
+        assert (saved["bytes"], saved["sha256"]) == (len(content), hashlib.sha256(content).hexdigest())
+
+    def read(task: dict[str, Any]) -> None:
+        assert (task["task_id"], task["status"], task["progress"]) == (source, "completed", 100)
+        assert task["video_url"] == f"{gateway.url}/files/{source}.mp4"
+
     return {
-        "create_video": {"prompt": "a red kite over a windy beach, slow pan", "duration": 10, "size": "16:9"},
-        "create_character": {"from_task": source, "timestamps": "1,3"},
-        "get_task": {"task_id": source, "wait_seconds": 10},
+        "create_video": ToolCase(
+            {"prompt": "a red kite over a windy beach, slow pan", "duration": 10, "size": "16:9"}, created_video
+        ),
+        "create_character": ToolCase({"from_task": source, "timestamps": "1,3"}, created_character),
+        "remix_video": ToolCase({"task_id": source, "prompt": "make it night"}, remixed),
+        "download_video": ToolCase({"task_id": source}, downloaded),
+        "get_task": ToolCase({"task_id": source, "wait_seconds": 10}, read),
     }
 
 
-def test_every_listed_tool_has_an_inspector_call_case(gateway: tuple[FakeGateway, str]) -> None:
+def test_every_listed_tool_has_an_inspector_call_case(gateway: Gateway) -> None:
     """The per-tool interop cases cover exactly the tools the server lists, so a new tool cannot skip interop."""
-    import anyio
-    from mcp import Client
-
-    from sora_mcp.config import Settings
-    from sora_mcp.server import build_server
 
     async def listed() -> set[str]:
         async with Client(build_server(Settings(sandbox=True))) as client:
             return {tool.name for tool in (await client.list_tools()).tools}
 
-    fake, _ = gateway
-    assert set(inspector_cases(fake)) == anyio.run(listed) == TOOLS
+    assert set(tool_cases(gateway)) == anyio.run(listed) == TOOLS
 
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
-def test_inspector_calls_each_tool_over_stdio(
-    node_clients: NodeClients, gateway: tuple[FakeGateway, str], tool: str
-) -> None:
-    """The Inspector calls each tool; the result carries structured content matching the Task shape."""
-    fake, url = gateway
-    arguments = inspector_cases(fake)[tool]
-    result = inspector_result(
-        run_inspector(
-            node_clients,
-            url,
-            "--method",
-            "tools/call",
-            "--tool-name",
-            tool,
-            "--tool-args-json",
-            json.dumps(arguments),
-        )
+def test_inspector_calls_each_tool_over_stdio(node_clients: NodeClients, gateway: Gateway, tool: str) -> None:
+    """The Inspector calls each tool and gets its structured result (also as JSON text); the gateway saw the call."""
+    case = tool_cases(gateway)[tool]
+    completed = run_inspector(
+        node_clients,
+        gateway,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        tool,
+        "--tool-args-json",
+        json.dumps(case.arguments),
     )
+    result = inspector_result(completed)
     assert result["isError"] is False
-    task = result["structuredContent"]
-    assert json.loads(result["content"][0]["text"]) == task
-    assert task["task_id"] in fake.tasks
-    if tool == "create_video":
-        assert (task["kind"], task["status"]) == ("video", "queued")
-        assert fake.requests[-1].json == {
-            "model": "sora-2",
-            "prompt": "a red kite over a windy beach, slow pan",
-            "duration": 10,
-            "size": "16:9",
-        }
-    elif tool == "create_character":
-        assert (task["kind"], task["status"]) == ("character", "queued")
-        assert fake.requests[-1].json == {"model": "sora-2", "from_task": arguments["from_task"], "timestamps": "1,3"}
-    else:
-        assert (task["task_id"], task["status"]) == (arguments["task_id"], "completed")
-        assert task["video_url"].endswith(f"/files/{arguments['task_id']}.mp4")
-    assert all(request.headers["authorization"] == f"Bearer {API_KEY}" for request in fake.requests)
+    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+    case.check(result["structuredContent"])
+    assert all(
+        request.headers["authorization"] == f"Bearer {API_KEY}"
+        for request in gateway.fake.requests
+        if request.path.startswith("/v1/")
+    )
 
 
 def test_inspector_sees_a_bad_argument_as_a_tool_error_with_exit_code_5(
-    node_clients: NodeClients, gateway: tuple[FakeGateway, str]
+    node_clients: NodeClients, gateway: Gateway
 ) -> None:
     """A refused argument reaches the Inspector as an isError result (its exit code 5); nothing is sent upstream."""
-    fake, url = gateway
-    sent_before = len(fake.requests)
+    sent_before = len(gateway.fake.requests)
     completed = run_inspector(
         node_clients,
-        url,
+        gateway,
         "--method",
         "tools/call",
         "--tool-name",
@@ -225,16 +260,15 @@ def test_inspector_sees_a_bad_argument_as_a_tool_error_with_exit_code_5(
     text = result["content"][0]["text"]
     assert "duration" in text
     assert "sora-2-pro" in text
-    assert len(fake.requests) == sent_before
+    assert len(gateway.fake.requests) == sent_before
 
 
-def test_inspector_gets_the_make_video_prompt(node_clients: NodeClients, gateway: tuple[FakeGateway, str]) -> None:
+def test_inspector_gets_the_make_video_prompt(node_clients: NodeClients, gateway: Gateway) -> None:
     """prompts/get through the Inspector returns the filled-in make_video walkthrough."""
-    _, url = gateway
     result = inspector_result(
         run_inspector(
             node_clients,
-            url,
+            gateway,
             "--method",
             "prompts/get",
             "--prompt-name",
@@ -253,14 +287,11 @@ def test_inspector_gets_the_make_video_prompt(node_clients: NodeClients, gateway
     assert "duration: 15 s" in text
 
 
-def test_inspector_reports_a_bad_prompt_argument_as_an_error(
-    node_clients: NodeClients, gateway: tuple[FakeGateway, str]
-) -> None:
+def test_inspector_reports_a_bad_prompt_argument_as_an_error(node_clients: NodeClients, gateway: Gateway) -> None:
     """An unknown style is a JSON-RPC error (Inspector exit code 1) whose message lists the allowed styles."""
-    _, url = gateway
     completed = run_inspector(
         node_clients,
-        url,
+        gateway,
         "--method",
         "prompts/get",
         "--prompt-name",
@@ -280,14 +311,12 @@ def test_inspector_reports_a_bad_prompt_argument_as_an_error(
 # ------------------------------------------------------------------------------ official TypeScript SDK
 
 
-def test_typescript_sdk_client_runs_the_whole_workflow_over_stdio(
-    node_clients: NodeClients, gateway: tuple[FakeGateway, str]
-) -> None:
-    """The TypeScript SDK lists tools, creates a video, waits for it with progress, and reads the prompt."""
-    fake, url = gateway
+def test_typescript_sdk_client_runs_the_whole_workflow_over_stdio(node_clients: NodeClients, gateway: Gateway) -> None:
+    """The TypeScript SDK lists tools, creates a video, waits with progress, downloads it and reads the prompt."""
+    fake = gateway.fake
     completed = subprocess.run(
         [node_clients.node, str(node_clients.sdk_script), *SERVER_COMMAND],
-        env=node_clients.env(**server_env(url)),
+        env=node_clients.env(**gateway.server_env()),
         capture_output=True,
         text=True,
         timeout=CLIENT_TIMEOUT,
@@ -307,6 +336,11 @@ def test_typescript_sdk_client_runs_the_whole_workflow_over_stdio(
     assert (final["task_id"], final["status"], final["progress"]) == (created["task_id"], "completed", 100)
     assert final["video_url"].endswith(f"/files/{created['task_id']}.mp4")
     assert 1 <= report["waits"] <= 3
+
+    saved = report["downloaded"]
+    assert saved["task_id"] == created["task_id"]
+    assert Path(saved["path"]).read_bytes() == fake.media(created["task_id"], "mp4")
+    assert report["downloadLinks"] == [Path(saved["path"]).as_uri()]
 
     progress = [event["progress"] for event in report["progress"]]
     assert len(progress) >= 2

@@ -1,6 +1,7 @@
 // An MCP host written with the official TypeScript SDK, driving sora-mcp over stdio the way an agent would:
 // list the tools, create a video, wait for it with get_task(wait_seconds=50) and a progress handler, read the
-// structured result, try a bad argument, and fetch the make_video prompt. Prints one JSON report on stdout.
+// structured result, download the video, try a bad argument, and fetch the make_video prompt. Prints one JSON
+// report on stdout.
 //
 //     node sdk_client.mjs <server command> [args...]     (SORA_* variables are passed to the server's env)
 //
@@ -61,6 +62,11 @@ async function main() {
     task = waited.structuredContent;
   }
   report.final = task;
+
+  const downloaded = await client.callTool({ name: "download_video", arguments: { task_id: task.task_id } });
+  if (downloaded.isError) throw new Error(`download_video failed: ${textOf(downloaded)}`);
+  report.downloaded = downloaded.structuredContent;
+  report.downloadLinks = downloaded.content.filter((block) => block.type === "resource_link").map((block) => block.uri);
 
   const bad = await client.callTool({ name: "create_video", arguments: { prompt: "a cat", size: "4:3" } });
   report.badArgument = { isError: bad.isError === true, text: textOf(bad) };
