@@ -43,6 +43,7 @@ from sora_mcp.errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from sora_mcp.journal import default_state_dir
 
 PROBE_TASK_ID = "sora-mcp-doctor-probe-0000000000"
 """A well-formed task id the gateway never issues (its ids start with ``task_`` or ``video_``)."""
@@ -81,6 +82,7 @@ def load_settings(*, sandbox: bool = False) -> Settings | list[Check]:
 def directory_settings(settings: Settings) -> list[tuple[str, Path]]:
     """The directories the server writes to, each with its environment variable (one entry per setting)."""
     return [
+        ("SORA_STATE_DIR", settings.state_dir or default_state_dir()),
         ("SORA_OUTPUT_DIR", settings.output_dir or default_output_dir()),
     ]
 

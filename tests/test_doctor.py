@@ -62,7 +62,11 @@ def served() -> Iterator[tuple[FakeGateway, str]]:
 async def test_doctor_passes_when_the_gateway_accepts_the_key(served: tuple[FakeGateway, str], tmp_path: Path) -> None:
     """A 404 for the impossible probe task means the key was accepted: every check OK, exit code 0."""
     fake, url = served
-    code, checks, summary = run_doctor(SORA_API_KEY=API_KEY, SORA_BASE_URL=url, SORA_OUTPUT_DIR=str(tmp_path))
+    state, videos = tmp_path / "state", tmp_path / "videos"
+    videos.mkdir()
+    code, checks, summary = run_doctor(
+        SORA_API_KEY=API_KEY, SORA_BASE_URL=url, SORA_STATE_DIR=str(state), SORA_OUTPUT_DIR=str(videos)
+    )
     assert code == 0
     assert summary == "All checks passed."
     assert checks["configuration"] == ("OK", "the SORA_* settings are valid")
@@ -72,7 +76,8 @@ async def test_doctor_passes_when_the_gateway_accepts_the_key(served: tuple[Fake
     assert status == "OK"
     assert detail.startswith(f"reached {url} in ")
     assert detail.endswith("ms; the key was accepted (HTTP 404 for a task that cannot exist)")
-    assert checks["SORA_OUTPUT_DIR"] == ("OK", f"{tmp_path} is writable")
+    assert checks["SORA_STATE_DIR"] == ("OK", f"{state} does not exist yet; the server will create it")
+    assert checks["SORA_OUTPUT_DIR"] == ("OK", f"{videos} is writable")
     tools = ", ".join(tool.name for tool in await build_server(make_settings()).list_tools())
     assert checks["server"] == ("OK", f"MCP SDK {metadata.version('mcp')}: tools {tools}; prompts make_video")
     probes = [(request.method, request.path, request.headers["authorization"]) for request in fake.requests[-2:]]

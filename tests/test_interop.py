@@ -28,7 +28,7 @@ from sora_mcp.server import build_server
 
 INTEROP_DIR = Path(__file__).parent / "interop"
 SERVER_COMMAND = [sys.executable, "-m", "sora_mcp"]
-TOOLS = {"create_video", "create_character", "remix_video", "download_video", "get_task"}
+TOOLS = {"create_video", "create_character", "remix_video", "download_video", "get_task", "list_tasks"}
 CLIENT_TIMEOUT = 90
 """Seconds one client run may take; a run takes 1-4 s, so only a hang reaches this."""
 
@@ -79,17 +79,19 @@ def node_clients(tmp_path_factory: pytest.TempPathFactory) -> NodeClients:
 
 @dataclass(frozen=True)
 class Gateway:
-    """The fake gateway on a real loopback port, and where the server under test saves downloads."""
+    """The fake gateway on a real loopback port, and where servers under test keep their journal and downloads."""
 
     fake: FakeGateway
     url: str
+    state_dir: Path
     output_dir: Path
 
     def server_env(self) -> dict[str, str]:
-        """What a host puts in the server's ``env`` block: the key, the gateway, test-friendly timings."""
+        """What a host puts in the server's ``env`` block: the key, the gateway, folders, test-friendly timings."""
         return {
             "SORA_API_KEY": API_KEY,
             "SORA_BASE_URL": self.url,
+            "SORA_STATE_DIR": str(self.state_dir),
             "SORA_OUTPUT_DIR": str(self.output_dir),
             "SORA_POLL_INTERVAL": "0.2",
             "SORA_RETRY_BACKOFF": "0",
@@ -101,13 +103,27 @@ class Gateway:
         self.fake.tasks[task_id].created_at -= 60
         return task_id
 
+    def journaled_video(self) -> str:
+        """A video created through sora-mcp in this process (the official client, in memory), so that the task
+        journal in ``state_dir`` records it."""
+        settings = Settings(api_key=API_KEY, base_url=self.url, state_dir=self.state_dir, output_dir=self.output_dir)
+
+        async def create() -> str:
+            async with Client(build_server(settings)) as client:
+                prompt = f"a lantern festival, take {len(self.fake.tasks)}"
+                result = await client.call_tool("create_video", {"prompt": prompt})
+            assert result.structured_content is not None
+            return str(result.structured_content["task_id"])
+
+        return anyio.run(create)
+
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A fake gateway for the whole module; videos finish 0.5 s after creation."""
     fake = FakeGateway(api_key=API_KEY, video_seconds=0.5, character_seconds=0.3)
     with serve_in_thread(fake.build_app()) as url:
-        yield Gateway(fake, url, tmp_path_factory.mktemp("videos"))
+        yield Gateway(fake, url, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("videos"))
 
 
 def run_inspector(clients: NodeClients, gateway: Gateway, *options: str) -> subprocess.CompletedProcess[str]:
@@ -157,67 +173,102 @@ class ToolCase:
     check: Callable[[dict[str, Any]], None]
 
 
-def tool_cases(gateway: Gateway) -> dict[str, ToolCase]:
-    """One case per tool (a new tool needs its case here: the coverage test fails until it has one)."""
-    fake = gateway.fake
+def last_post(gateway: Gateway) -> tuple[str, Any]:
+    """Path and JSON body of the last POST the fake gateway received."""
+    request = next(request for request in reversed(gateway.fake.requests) if request.method == "POST")
+    return request.path, request.json
+
+
+def create_video_case(gateway: Gateway) -> ToolCase:
+    arguments = {"prompt": "a red kite over a windy beach, slow pan", "duration": 10, "size": "16:9"}
+
+    def check(task: dict[str, Any]) -> None:
+        assert (task["kind"], task["status"]) == ("video", "queued")
+        assert last_post(gateway) == ("/v1/videos/generations", {"model": "sora-2", **arguments})
+
+    return ToolCase(arguments, check)
+
+
+def create_character_case(gateway: Gateway) -> ToolCase:
     source = gateway.completed_video()
 
-    def last_post() -> tuple[str, Any]:
-        request = next(request for request in reversed(fake.requests) if request.method == "POST")
-        return request.path, request.json
-
-    def created_video(task: dict[str, Any]) -> None:
-        assert (task["kind"], task["status"]) == ("video", "queued")
-        assert last_post() == (
-            "/v1/videos/generations",
-            {"model": "sora-2", "prompt": "a red kite over a windy beach, slow pan", "duration": 10, "size": "16:9"},
-        )
-
-    def created_character(task: dict[str, Any]) -> None:
+    def check(task: dict[str, Any]) -> None:
         assert (task["kind"], task["status"]) == ("character", "queued")
-        assert last_post() == ("/v1/videos/generations", {"model": "sora-2", "from_task": source, "timestamps": "1,3"})
+        expected = {"model": "sora-2", "from_task": source, "timestamps": "1,3"}
+        assert last_post(gateway) == ("/v1/videos/generations", expected)
 
-    def remixed(task: dict[str, Any]) -> None:
+    return ToolCase({"from_task": source, "timestamps": "1,3"}, check)
+
+
+def remix_video_case(gateway: Gateway) -> ToolCase:
+    source = gateway.completed_video()
+
+    def check(task: dict[str, Any]) -> None:
         assert (task["kind"], task["status"]) == ("video", "queued")
         assert task["task_id"] != source
-        assert last_post() == (f"/v1/videos/{source}/remix", {"model": "sora-2", "prompt": "make it night"})
+        assert last_post(gateway) == (f"/v1/videos/{source}/remix", {"model": "sora-2", "prompt": "make it night"})
 
-    def downloaded(saved: dict[str, Any]) -> None:
+    return ToolCase({"task_id": source, "prompt": "make it night"}, check)
+
+
+def download_video_case(gateway: Gateway) -> ToolCase:
+    source = gateway.completed_video()
+
+    def check(saved: dict[str, Any]) -> None:
         path = Path(saved["path"])
         assert (saved["task_id"], path.parent) == (source, gateway.output_dir.resolve())
         content = path.read_bytes()
-        assert content == fake.media(source, "mp4")
+        assert content == gateway.fake.media(source, "mp4")
         assert (saved["bytes"], saved["sha256"]) == (len(content), hashlib.sha256(content).hexdigest())
 
-    def read(task: dict[str, Any]) -> None:
+    return ToolCase({"task_id": source}, check)
+
+
+def get_task_case(gateway: Gateway) -> ToolCase:
+    source = gateway.completed_video()
+
+    def check(task: dict[str, Any]) -> None:
         assert (task["task_id"], task["status"], task["progress"]) == (source, "completed", 100)
         assert task["video_url"] == f"{gateway.url}/files/{source}.mp4"
 
-    return {
-        "create_video": ToolCase(
-            {"prompt": "a red kite over a windy beach, slow pan", "duration": 10, "size": "16:9"}, created_video
-        ),
-        "create_character": ToolCase({"from_task": source, "timestamps": "1,3"}, created_character),
-        "remix_video": ToolCase({"task_id": source, "prompt": "make it night"}, remixed),
-        "download_video": ToolCase({"task_id": source}, downloaded),
-        "get_task": ToolCase({"task_id": source, "wait_seconds": 10}, read),
-    }
+    return ToolCase({"task_id": source, "wait_seconds": 10}, check)
 
 
-def test_every_listed_tool_has_an_inspector_call_case(gateway: Gateway) -> None:
+def list_tasks_case(gateway: Gateway) -> ToolCase:
+    journaled = gateway.journaled_video()
+
+    def check(found: dict[str, Any]) -> None:
+        [task] = [task for task in found["tasks"] if task["task_id"] == journaled]
+        assert (task["kind"], task["model"]) == ("video", "sora-2")
+
+    return ToolCase({"limit": 50}, check)
+
+
+TOOL_CASES: dict[str, Callable[[Gateway], ToolCase]] = {
+    "create_video": create_video_case,
+    "create_character": create_character_case,
+    "remix_video": remix_video_case,
+    "download_video": download_video_case,
+    "get_task": get_task_case,
+    "list_tasks": list_tasks_case,
+}
+"""One successful call per tool; a new tool needs its case here (the coverage test fails until it has one)."""
+
+
+def test_every_listed_tool_has_an_inspector_call_case() -> None:
     """The per-tool interop cases cover exactly the tools the server lists, so a new tool cannot skip interop."""
 
     async def listed() -> set[str]:
         async with Client(build_server(Settings(sandbox=True))) as client:
             return {tool.name for tool in (await client.list_tools()).tools}
 
-    assert set(tool_cases(gateway)) == anyio.run(listed) == TOOLS
+    assert set(TOOL_CASES) == anyio.run(listed) == TOOLS
 
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_inspector_calls_each_tool_over_stdio(node_clients: NodeClients, gateway: Gateway, tool: str) -> None:
     """The Inspector calls each tool and gets its structured result (also as JSON text); the gateway saw the call."""
-    case = tool_cases(gateway)[tool]
+    case = TOOL_CASES[tool](gateway)
     completed = run_inspector(
         node_clients,
         gateway,
