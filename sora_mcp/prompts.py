@@ -93,8 +93,8 @@ def make_video(
         "4. Call create_video once, with the prompt and the settings. Keep the task_id it returns.",
         "",
         '5. Call get_task(task_id=<that id>, wait_seconds=50), and again while the status is "queued" or '
-        '"in_progress"; follow each result\'s hint. If a call fails or times out, poll the same task_id again: '
-        "never create the video a second time.",
+        '"in_progress"; follow each result\'s hint. If a call fails or times out, poll the same task_id again '
+        "(list_tasks finds it if it is lost): never create the video a second time.",
         "",
         '6. When the status is "completed", give me video_url and tell me it expires at expires_at (about 24 '
         "hours), and offer to save the file with download_video(task_id=<that id>) before then; it returns the "

@@ -33,7 +33,7 @@ async def test_make_video_walks_through_prompt_writing_and_the_paid_workflow(mcp
     assert "Do not call create_video until I confirm." in text
     assert "Call create_video once" in text
     assert "get_task(task_id=<that id>, wait_seconds=50)" in text
-    assert "never create the video a second time" in text
+    assert "(list_tasks finds it if it is lost): never create the video a second time" in text
     assert "give me video_url" in text
     assert "offer to save the file with download_video(task_id=<that id>)" in text
 
