@@ -18,6 +18,7 @@ import pytest
 
 from sora_mcp.__main__ import build_parser
 from sora_mcp.config import ENV_PREFIX, Settings
+from sora_mcp.http import DEFAULT_HOST, DEFAULT_MCP_PATH, DEFAULT_PORT
 
 pytestmark = pytest.mark.anyio
 
@@ -25,8 +26,8 @@ ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
 CONFIG_FILES = sorted(EXAMPLES.glob("*.json"))
 KNOWN_VARIABLES = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-HTTP_URL = "http://127.0.0.1:8000/mcp"
-"""Where ``sora-mcp --transport streamable-http`` listens by default."""
+HTTP_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}{DEFAULT_MCP_PATH}"
+"""Where ``sora-mcp --transport streamable-http`` listens by default: http://127.0.0.1:8000/mcp."""
 
 
 async def test_the_example_agent_makes_a_sandbox_video_with_progress() -> None:

@@ -10,14 +10,17 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from conftest import API_KEY
 from fake_gateway import FakeGateway, serve_in_thread
@@ -28,6 +31,8 @@ from sora_mcp.server import build_server
 
 INTEROP_DIR = Path(__file__).parent / "interop"
 SERVER_COMMAND = [sys.executable, "-m", "sora_mcp"]
+HTTP_TOKEN = "interop-http-token-0123456789"
+"""SORA_MCP_AUTH_TOKEN of the Streamable HTTP server; the Inspector sends it as a bearer token."""
 TOOLS = {"create_video", "create_character", "remix_video", "download_video", "get_task", "list_tasks"}
 CLIENT_TIMEOUT = 90
 """Seconds one client run may take; a run takes 1-4 s, so only a hang reaches this."""
@@ -126,12 +131,69 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield Gateway(fake, url, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("videos"))
 
 
-def run_inspector(clients: NodeClients, gateway: Gateway, *options: str) -> subprocess.CompletedProcess[str]:
-    """``mcp-inspector --cli --format json <options> -- python -m sora_mcp``, the server env given with ``-e``."""
+def stdio_connection(gateway: Gateway) -> list[str]:
+    """Inspector arguments that start ``python -m sora_mcp`` over stdio, its env given with ``-e``."""
     env_options = [item for name, value in gateway.server_env().items() for item in ("-e", f"{name}={value}")]
-    command = [clients.node, str(clients.inspector), "--cli", "--format", "json", *env_options, *options]
+    return [*env_options, "--", *SERVER_COMMAND]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def http_server(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``sora-mcp --transport streamable-http --port <free>`` as a subprocess requiring a bearer token (what a
+    shared server does); yields its MCP endpoint once ``/healthz`` answers."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("http-server") / "stderr.log"
+    env = {"PATH": os.environ.get("PATH", ""), **gateway.server_env(), "SORA_MCP_AUTH_TOKEN": HTTP_TOKEN}
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [*SERVER_COMMAND, "--transport", "streamable-http", "--port", str(port)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=2) as http:
+            while True:
+                assert process.poll() is None, f"the HTTP server exited early:\n{log.read_text()[-3000:]}"
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                assert time.monotonic() < deadline, f"the HTTP server did not start:\n{log.read_text()[-3000:]}"
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(params=["stdio", "streamable-http"])
+def connection(request: pytest.FixtureRequest, gateway: Gateway) -> list[str]:
+    """Inspector arguments that reach sora-mcp: started over stdio, or over Streamable HTTP with the token."""
+    if request.param == "stdio":
+        return stdio_connection(gateway)
+    url: str = request.getfixturevalue("http_server")
+    return ["--header", f"Authorization: Bearer {HTTP_TOKEN}", "--", url]
+
+
+def run_inspector(clients: NodeClients, connection: list[str], *options: str) -> subprocess.CompletedProcess[str]:
+    """``mcp-inspector --cli --format json <options> <connection>``."""
     return subprocess.run(
-        [*command, "--", *SERVER_COMMAND],
+        [clients.node, str(clients.inspector), "--cli", "--format", "json", *options, *connection],
         env=clients.env(),
         capture_output=True,
         text=True,
@@ -151,11 +213,10 @@ def inspector_result(completed: subprocess.CompletedProcess[str]) -> dict[str, A
 
 
 @pytest.mark.parametrize("era", ["legacy", "modern"])
-def test_inspector_lists_every_tool_with_schemas_over_stdio(
-    node_clients: NodeClients, gateway: Gateway, era: str
-) -> None:
-    """The Inspector lists every tool, each with an input and an output schema, in both protocol eras."""
-    result = inspector_result(run_inspector(node_clients, gateway, "--protocol-era", era, "--method", "tools/list"))
+def test_inspector_lists_every_tool_with_schemas(node_clients: NodeClients, connection: list[str], era: str) -> None:
+    """The Inspector lists every tool, each with an input and an output schema, over stdio and Streamable HTTP,
+    in both protocol eras."""
+    result = inspector_result(run_inspector(node_clients, connection, "--protocol-era", era, "--method", "tools/list"))
     tools = {tool["name"]: tool for tool in result["tools"]}
     assert set(tools) == TOOLS
     for tool in tools.values():
@@ -180,7 +241,9 @@ def last_post(gateway: Gateway) -> tuple[str, Any]:
 
 
 def create_video_case(gateway: Gateway) -> ToolCase:
-    arguments = {"prompt": "a red kite over a windy beach, slow pan", "duration": 10, "size": "16:9"}
+    # A prompt of its own: the journal would answer a repeat of an earlier create with the earlier task.
+    prompt = f"a red kite over a windy beach, slow pan, take {len(gateway.fake.tasks)}"
+    arguments = {"prompt": prompt, "duration": 10, "size": "16:9"}
 
     def check(task: dict[str, Any]) -> None:
         assert (task["kind"], task["status"]) == ("video", "queued")
@@ -266,12 +329,15 @@ def test_every_listed_tool_has_an_inspector_call_case() -> None:
 
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
-def test_inspector_calls_each_tool_over_stdio(node_clients: NodeClients, gateway: Gateway, tool: str) -> None:
-    """The Inspector calls each tool and gets its structured result (also as JSON text); the gateway saw the call."""
+def test_inspector_calls_each_tool(
+    node_clients: NodeClients, gateway: Gateway, connection: list[str], tool: str
+) -> None:
+    """Over stdio and Streamable HTTP, the Inspector calls each tool and gets its structured result (also as JSON
+    text); the gateway saw the call."""
     case = TOOL_CASES[tool](gateway)
     completed = run_inspector(
         node_clients,
-        gateway,
+        connection,
         "--method",
         "tools/call",
         "--tool-name",
@@ -297,7 +363,7 @@ def test_inspector_sees_a_bad_argument_as_a_tool_error_with_exit_code_5(
     sent_before = len(gateway.fake.requests)
     completed = run_inspector(
         node_clients,
-        gateway,
+        stdio_connection(gateway),
         "--method",
         "tools/call",
         "--tool-name",
@@ -314,12 +380,12 @@ def test_inspector_sees_a_bad_argument_as_a_tool_error_with_exit_code_5(
     assert len(gateway.fake.requests) == sent_before
 
 
-def test_inspector_gets_the_make_video_prompt(node_clients: NodeClients, gateway: Gateway) -> None:
-    """prompts/get through the Inspector returns the filled-in make_video walkthrough."""
+def test_inspector_gets_the_make_video_prompt(node_clients: NodeClients, connection: list[str]) -> None:
+    """prompts/get through the Inspector, over stdio and Streamable HTTP, returns the filled-in walkthrough."""
     result = inspector_result(
         run_inspector(
             node_clients,
-            gateway,
+            connection,
             "--method",
             "prompts/get",
             "--prompt-name",
@@ -342,7 +408,7 @@ def test_inspector_reports_a_bad_prompt_argument_as_an_error(node_clients: NodeC
     """An unknown style is a JSON-RPC error (Inspector exit code 1) whose message lists the allowed styles."""
     completed = run_inspector(
         node_clients,
-        gateway,
+        stdio_connection(gateway),
         "--method",
         "prompts/get",
         "--prompt-name",
@@ -393,11 +459,13 @@ def test_typescript_sdk_client_runs_the_whole_workflow_over_stdio(node_clients: 
     assert Path(saved["path"]).read_bytes() == fake.media(created["task_id"], "mp4")
     assert report["downloadLinks"] == [Path(saved["path"]).as_uri()]
 
+    # At least the first answer and the final state; strictly increasing, so a final 100 after a first answer
+    # that was already 100 (a slow machine) arrives as 100.01.
     progress = [event["progress"] for event in report["progress"]]
     assert len(progress) >= 2
     assert progress == sorted(progress)
     assert len(set(progress)) == len(progress)
-    assert progress[-1] == 100
+    assert 100 <= progress[-1] < 101
     assert all(event["total"] == 100 and "waited" in event["message"] for event in report["progress"])
 
     assert report["badArgument"]["isError"] is True
