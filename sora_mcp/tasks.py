@@ -330,7 +330,6 @@ class TaskService:
             }
         )
 
-
     def _remember(self, task_id: str, kind: TaskKind, snapshot: str | None) -> None:
         self._recorded[task_id] = (kind, snapshot)
         self._recorded.move_to_end(task_id)
