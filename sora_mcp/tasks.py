@@ -313,13 +313,18 @@ class TaskService:
         snapshot = task_snapshot(task)
         known = self._recorded.get(task.task_id)
         if known is not None and known[1] == snapshot:
-            return task  # this process already recorded exactly this state
+            return task  # this process recorded (or is recording) exactly this state
+        # Claimed before the write, so concurrent polls seeing the same state do not queue the same write.
+        self._remember(task.task_id, task.kind, snapshot)
         try:
             observation = await self._journal.observe(task, gateway=self.book.gateway, link_window=self._link_window)
         except JournalError as exc:
             logger.warning("Could not record the state of task %s: %s", task.task_id, exc)
+            self._remember(task.task_id, task.kind, None)
             return task
-        self._remember(task.task_id, task.kind, snapshot)
+        except BaseException:  # cancelled mid-write: the next poll records it
+            self._remember(task.task_id, task.kind, None)
+            raise
         if not observation.linked:
             return task
         sent = format_utc(observation.entry.submitted_at or observation.entry.recorded_at)

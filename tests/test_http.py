@@ -30,6 +30,7 @@ from mcp.types import CallToolResult
 
 from sora_mcp import __version__
 from sora_mcp.__main__ import main
+from sora_mcp.client import GATEWAY_CONNECTIONS
 from sora_mcp.config import Settings
 from sora_mcp.http import HttpConfigError, HttpTransport, check_exposure, create_app, is_loopback
 from sora_mcp.sandbox import serve_app
@@ -471,7 +472,7 @@ async def test_a_hundred_concurrent_clients_share_one_gateway_connection_pool(
     ports = {r.client for r in gateway_calls}
     assert sum(r.method == "POST" for r in gateway_calls) == 100
     assert len(gateway_calls) >= 200
-    assert len(ports) <= 100, f"{len(ports)} connections for {len(gateway_calls)} gateway calls"
+    assert len(ports) <= GATEWAY_CONNECTIONS, f"{len(ports)} connections for {len(gateway_calls)} gateway calls"
 
 
 async def test_sse_connections_share_the_process_gateway_client(gateway_url: str, fake: FakeGateway) -> None:
