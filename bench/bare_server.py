@@ -24,7 +24,8 @@ async def lifespan(_: MCPServer[httpx2.AsyncClient]) -> AsyncIterator[httpx2.Asy
         yield http
 
 
-server: MCPServer[httpx2.AsyncClient] = MCPServer("bare", lifespan=lifespan)
+# WARNING like sora-mcp's default, so both are timed without a log line per request.
+server: MCPServer[httpx2.AsyncClient] = MCPServer("bare", lifespan=lifespan, log_level="WARNING")
 
 
 @server.tool()

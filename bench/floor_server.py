@@ -2,7 +2,7 @@
 
 from mcp.server import MCPServer
 
-server = MCPServer("floor")
+server = MCPServer("floor", log_level="WARNING")
 
 
 @server.tool()

@@ -90,11 +90,12 @@ def background(command: list[str], env: dict[str, str], port: int | None = None)
             process.kill()
 
 
-def base_env(gateway_url: str) -> dict[str, str]:
+def base_env(gateway_url: str, state_dir: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", ""),
         "SORA_API_KEY": KEY,
         "SORA_BASE_URL": gateway_url,
+        "SORA_STATE_DIR": state_dir,  # a task journal of the run's own, not the user's
         "PYTHONPATH": str(ROOT),
     }
 
@@ -338,7 +339,8 @@ async def run(quick: bool, output: Path) -> None:
     rows: list[str] = []
     gateway_port = free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
-    env = base_env(gateway_url)
+    state = tempfile.TemporaryDirectory()
+    env = base_env(gateway_url, state.name)
     with background([PY, str(BENCH / "gateway.py"), str(gateway_port)], env, gateway_port):
         task_id = create_task(gateway_url)
 
@@ -446,6 +448,7 @@ async def run(quick: bool, output: Path) -> None:
     await anyio.Path(output.parent).mkdir(parents=True, exist_ok=True)
     await anyio.Path(output).write_text(report)
     print(report)
+    state.cleanup()
 
 
 def main() -> None:
@@ -454,6 +457,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)  # before the SDK's own INFO set-up of in-process servers
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # a log line per request would be timed too
     anyio.run(run, args.quick, args.output)
 
 
