@@ -105,6 +105,10 @@ BARE_STDIO = [PY, str(BENCH / "bare_server.py"), "stdio"]
 FLOOR_STDIO = [PY, str(BENCH / "floor_server.py")]
 
 
+def stdio(command: list[str], env: dict[str, str]) -> StdioServerParameters:
+    return StdioServerParameters(command=command[0], args=command[1:], env=env)
+
+
 def sora_http(port: int) -> list[str]:
     return [PY, "-m", "sora_mcp", "--transport", "streamable-http", "--port", str(port)]
 
@@ -165,34 +169,38 @@ def cold_start(env: dict[str, str], runs: int) -> tuple[Sample, Sample, Sample]:
 # ------------------------------------------------------------------------------------------------ 2. round trip
 
 
-async def time_calls(call: Callable[[], Awaitable[object]], runs: int, warmup: int = 5) -> Sample:
-    for _ in range(warmup):
-        await call()
-    sample = Sample()
-    for _ in range(runs):
-        started = time.perf_counter()
-        await call()
-        sample.values.append(time.perf_counter() - started)
-    return sample
+async def round_trips(gateway_url: str, targets: list[Any], task_id: str, runs: int) -> list[Sample]:
+    """Interleaved round trips: each iteration times one direct GET and one ``get_task`` per MCP target, in a
+    rotating order, so drift and noise on a shared machine hit every path alike. Returns the direct GET's
+    sample first, then one per target."""
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(base_url=gateway_url, headers={"Authorization": f"Bearer {KEY}"})
+        )
+        clients = [await stack.enter_async_context(Client(target)) for target in targets]
 
-
-async def direct_get(gateway_url: str, task_id: str, runs: int) -> Sample:
-    async with httpx2.AsyncClient(base_url=gateway_url, headers={"Authorization": f"Bearer {KEY}"}) as http:
-
-        async def call() -> None:
+        async def direct() -> None:
             (await http.get(f"/v1/videos/generations/{task_id}")).raise_for_status()
 
-        return await time_calls(call, runs)
+        def mcp_call(client: Client) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
+                result = await client.call_tool("get_task", {"task_id": task_id})
+                assert not result.is_error, result
 
+            return call
 
-async def mcp_get_task(target: Any, task_id: str, runs: int) -> Sample:
-    async with Client(target) as client:
-
-        async def call() -> None:
-            result = await client.call_tool("get_task", {"task_id": task_id})
-            assert not result.is_error, result
-
-        return await time_calls(call, runs)
+        calls = [direct, *(mcp_call(client) for client in clients)]
+        samples = [Sample() for _ in calls]
+        for _ in range(5):  # warm-up, untimed
+            for call in calls:
+                await call()
+        for iteration in range(runs):
+            shift = iteration % len(calls)
+            for index in [*range(shift, len(calls)), *range(shift)]:
+                started = time.perf_counter()
+                await calls[index]()
+                samples[index].values.append(time.perf_counter() - started)
+        return samples
 
 
 def create_task(gateway_url: str) -> str:
@@ -360,21 +368,16 @@ async def run(quick: bool, output: Path) -> None:
         )
 
         print("2. round trip", file=sys.stderr)
-        direct = await direct_get(gateway_url, task_id, call_runs)
-        sora_stdio = await mcp_get_task(
-            StdioServerParameters(command=SORA_STDIO[0], args=SORA_STDIO[1:], env=env), task_id, call_runs
-        )
-        bare_stdio = await mcp_get_task(
-            StdioServerParameters(command=BARE_STDIO[0], args=BARE_STDIO[1:], env=env), task_id, call_runs
-        )
         sora_port, bare_port = free_port(), free_port()
         with (
             background(sora_http(sora_port), env, sora_port) as sora_process,
             background(bare_http(bare_port), env, bare_port) as bare_process,
         ):
             sora_url, bare_url = f"http://127.0.0.1:{sora_port}/mcp", f"http://127.0.0.1:{bare_port}/mcp"
-            sora_http_rtt = await mcp_get_task(sora_url, task_id, call_runs)
-            bare_http_rtt = await mcp_get_task(bare_url, task_id, call_runs)
+            targets = [stdio(SORA_STDIO, env), stdio(BARE_STDIO, env), sora_url, bare_url]
+            direct, sora_stdio, bare_stdio, sora_http_rtt, bare_http_rtt = await round_trips(
+                gateway_url, targets, task_id, call_runs
+            )
             rows.append("## 2. `get_task` round trip (one status read of a running task)\n")
             rows.append("| path | median (min-max) | added over direct GET | ratio to bare server |\n|---|---|---|---|")
             rows.append(f"| direct `httpx2` GET to the gateway | {direct.show(digits=2)} | - | - |")
