@@ -288,6 +288,10 @@ class SoraClient:
                 return
             delay *= POLL_GROWTH
 
+    def known_kind(self, task_id: str) -> TaskKind | None:
+        """The kind of a task this client created or read (its endpoint), if it still remembers it."""
+        return self._known_kinds.get(task_id)
+
     # ------------------------------------------------------------------------------------------- internals
 
     def _remember(self, task_id: str, kind: TaskKind) -> None:

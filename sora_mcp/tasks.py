@@ -135,9 +135,9 @@ class TaskService:
         self._journal = book.journal
         self._window = duplicate_window
         self._link_window = book.in_flight_seconds + CLOCK_SKEW_SECONDS
-        self._recorded: OrderedDict[str, tuple[TaskKind, str | None]] = OrderedDict()
-        """task_id -> its kind and the snapshot this process last recorded: a poll that saw nothing new costs
-        no journal round trip (a thread hop and a write transaction, most of a poll's time)."""
+        self._recorded: OrderedDict[str, str] = OrderedDict()
+        """task_id -> the snapshot this process last recorded: a poll that saw nothing new costs no journal write
+        (a thread hop and a write transaction, most of a poll's time). The client remembers each task's kind."""
 
     # ------------------------------------------------------------------------------------------- create
 
@@ -193,8 +193,6 @@ class TaskService:
         if row_id is not None:
             try:
                 await self._journal.record_created(row_id, task)
-                if task.task_id:
-                    self._remember(task.task_id, task.kind, None)
             except JournalError as exc:
                 logger.error("Task %s was created but the journal could not record it: %s", task.task_id, exc)
                 note = f" Note: the task journal could not record this task ({exc}), so keep its task_id."
@@ -297,8 +295,8 @@ class TaskService:
         return [task for task in results if task is not None]
 
     async def _known_kind(self, task_id: str) -> TaskKind | None:
-        if (known := self._recorded.get(task_id)) is not None:
-            return known[0]
+        if (known := self.client.known_kind(task_id)) is not None:
+            return known
         try:
             entry = await self._journal.get(task_id)
         except JournalError as exc:
@@ -311,19 +309,18 @@ class TaskService:
         if not task.task_id:
             return task
         snapshot = task_snapshot(task)
-        known = self._recorded.get(task.task_id)
-        if known is not None and known[1] == snapshot:
+        if self._recorded.get(task.task_id) == snapshot:
             return task  # this process recorded (or is recording) exactly this state
         # Claimed before the write, so concurrent polls seeing the same state do not queue the same write.
-        self._remember(task.task_id, task.kind, snapshot)
+        self._remember(task.task_id, snapshot)
         try:
             observation = await self._journal.observe(task, gateway=self.book.gateway, link_window=self._link_window)
         except JournalError as exc:
             logger.warning("Could not record the state of task %s: %s", task.task_id, exc)
-            self._remember(task.task_id, task.kind, None)
+            self._recorded.pop(task.task_id, None)
             return task
         except BaseException:  # cancelled mid-write: the next poll records it
-            self._remember(task.task_id, task.kind, None)
+            self._recorded.pop(task.task_id, None)
             raise
         if not observation.linked:
             return task
@@ -335,8 +332,8 @@ class TaskService:
             }
         )
 
-    def _remember(self, task_id: str, kind: TaskKind, snapshot: str | None) -> None:
-        self._recorded[task_id] = (kind, snapshot)
+    def _remember(self, task_id: str, snapshot: str) -> None:
+        self._recorded[task_id] = snapshot
         self._recorded.move_to_end(task_id)
         while len(self._recorded) > RECORDED_LIMIT:
             self._recorded.popitem(last=False)
