@@ -20,7 +20,7 @@ import anyio
 import httpx2
 
 from sora_mcp import __version__
-from sora_mcp.config import Settings
+from sora_mcp.config import Settings, redact
 from sora_mcp.errors import (
     APIConnectionError,
     APIError,
@@ -405,9 +405,7 @@ def _read_json(response: httpx2.Response, now: float, *, secret: str | None = No
     or hint can carry it.
     """
     content_type = response.headers.get("content-type", "").lower()
-    text = response.text
-    if secret and secret in text:
-        text = text.replace(secret, "***")
+    text = redact(response.text, secret)
     is_html = "html" in content_type or text.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
     body: Any = None
     if not is_html and text.strip():

@@ -150,6 +150,11 @@ class Settings(BaseSettings):
         return SecretStr(value.get_secret_value().strip())
 
 
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` (``Settings.maskable_key``) masked as ``***``: the one masking rule."""
+    return text.replace(secret, "***") if secret else text
+
+
 def describe_settings_error(error: ValidationError) -> str:
     """Turn a settings ``ValidationError`` into lines that name the environment variable, never a secret."""
     return "invalid configuration:\n  " + "\n  ".join(settings_error_lines(error))

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
-from sora_mcp.config import Settings, settings_error_lines
+from sora_mcp.config import Settings, redact, settings_error_lines
 from sora_mcp.download import default_output_dir
 from sora_mcp.errors import (
     APIConnectionError,
@@ -105,7 +105,7 @@ async def diagnose(settings: Settings, *, http_client: httpx2.AsyncClient | None
     checks.extend(check_directory(variable, path) for variable, path in directory_settings(settings))
     checks.append(await check_server(settings))
     secret = settings.api_key.get_secret_value() if settings.api_key else None
-    return [_redacted(check, secret) for check in checks]
+    return [Check(check.status, check.subject, redact(check.detail, secret)) for check in checks]
 
 
 def _check_key(settings: Settings) -> Check:
@@ -326,12 +326,6 @@ def _display_url(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return parts._replace(netloc=f"***@{host}").geturl()
-
-
-def _redacted(check: Check, secret: str | None) -> Check:
-    if secret and secret in check.detail:
-        return Check(check.status, check.subject, check.detail.replace(secret, "***"))
-    return check
 
 
 def _count(n: int, word: str) -> str:

@@ -37,7 +37,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from sora_mcp import __version__
 from sora_mcp.client import ProgressCallback, SoraClient
-from sora_mcp.config import Settings
+from sora_mcp.config import Settings, redact
 from sora_mcp.download import default_output_dir, download_task_video, fetch_small_image, human_size
 from sora_mcp.errors import (
     APIConnectionError,
@@ -455,7 +455,7 @@ def build_server(
                 task.task_id, wait_seconds=wait_seconds, on_progress=wait_reporter(ctx, wait_seconds)
             )
         except SoraError as exc:
-            problem = _redacted(describe_error(exc, task_id=task.task_id), secret)
+            problem = redact(describe_error(exc, task_id=task.task_id), secret)
             note = f" Waiting for it failed ({problem}); the task exists: poll it with get_task."
             return task_result(task.model_copy(update={"hint": task.hint + note}))
         return await with_thumbnail(task_result(waited), waited, tasks.client)
@@ -515,7 +515,7 @@ def build_server(
         try:
             task = await _tasks(ctx).task_state(checked)
         except SoraError as exc:
-            raise ResourceError(_redacted(describe_error(exc, task_id=checked), secret)) from exc
+            raise ResourceError(redact(describe_error(exc, task_id=checked), secret)) from exc
         return _json(_task_data(task))
 
     @server.resource(
@@ -619,10 +619,6 @@ def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def _redacted(message: str, secret: str | None) -> str:
-    return message.replace(secret, "***") if secret else message
-
-
 def download_result(result: DownloadResult) -> CallToolResult:
     """A ``DownloadResult`` as structured content, compact JSON text, and a ``resource_link`` per saved file
     (a ``file://`` URI), so that clients that show files can offer them."""
@@ -655,7 +651,7 @@ def tool_errors(secret: str | None, *, task_id: str | None = None) -> Iterator[N
     try:
         yield
     except SoraError as exc:
-        raise ToolError(_redacted(describe_error(exc, task_id=task_id), secret)) from exc
+        raise ToolError(redact(describe_error(exc, task_id=task_id), secret)) from exc
 
 
 def describe_error(exc: SoraError, *, task_id: str | None = None) -> str:
