@@ -17,17 +17,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 import anyio
 import httpx2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.types import (
     CallToolResult,
     ContentBlock,
-    Icon,
     ImageContent,
     ResourceLink,
     TextContent,
@@ -170,33 +171,61 @@ TaskId = Annotated[
 ]
 
 
-class SoraMCPServer(MCPServer[AppState]):
-    """``MCPServer`` whose tool descriptions are the tools' docstrings with their indentation removed.
+F = TypeVar("F", bound=Callable[..., Any])
 
-    Python before 3.13 keeps a docstring's source indentation, which would reach the calling model verbatim.
+
+class ToolSet:
+    """The server's tools, built before the server so that tools returning the same model share its schema.
+
+    ``MCPServer`` derives every tool's output schema from its return annotation on its own. Five tools return
+    ``Task``, and deriving its schema five times was a large share of sora-mcp's start-up cost over the SDK
+    floor (``docs/benchmarks.md``). Here each tool is built by the SDK without an output schema, then given the
+    ``FuncMetadata`` the SDK would have built, with a schema derived by the SDK once per model. The tools go to
+    ``MCPServer(tools=...)``; a test checks the published schemas equal the ones the SDK derives itself.
+
+    Descriptions are the docstrings with their indentation removed (Python before 3.13 keeps it, and it would
+    reach the calling model verbatim).
     """
 
-    def add_tool(
-        self,
-        fn: Callable[..., Any],
-        name: str | None = None,
-        title: str | None = None,
-        description: str | None = None,
-        annotations: ToolAnnotations | None = None,
-        icons: list[Icon] | None = None,
-        meta: dict[str, Any] | None = None,
-        structured_output: bool | None = None,
-    ) -> None:
-        super().add_tool(
-            fn,
-            name=name,
-            title=title,
-            description=description or inspect.cleandoc(fn.__doc__ or ""),
-            annotations=annotations,
-            icons=icons,
-            meta=meta,
-            structured_output=structured_output,
-        )
+    def __init__(self) -> None:
+        self.tools: list[Tool] = []
+        self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
+
+    def tool(self, *, title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
+        """Decorator: add the function as a tool. It must return ``Annotated[CallToolResult, Model]``."""
+
+        def add(fn: F) -> F:
+            output_model = result_model(fn)
+            tool = Tool.from_function(
+                fn,
+                title=title,
+                description=inspect.cleandoc(fn.__doc__ or ""),
+                annotations=annotations,
+                structured_output=False,
+            )
+            arg_model = tool.fn_metadata.arg_model
+            if output_model not in self._schemas:
+                derived = FuncMetadata(arg_model=arg_model, output_model=output_model).output_schema
+                assert derived is not None
+                self._schemas[output_model] = derived
+            tool.fn_metadata = FuncMetadata(
+                arg_model=arg_model, output_model=output_model, output_schema=self._schemas[output_model]
+            )
+            self.tools.append(tool)
+            return fn
+
+        return add
+
+
+def result_model(fn: Callable[..., Any]) -> type[BaseModel]:
+    """``Model`` from a tool's ``-> Annotated[CallToolResult, Model]`` (the SDK's spelling of "returns a
+    ``CallToolResult`` whose structured content is a ``Model``")."""
+    annotation = fn.__annotations__.get("return")
+    arguments = get_args(annotation) if get_origin(annotation) is Annotated else ()
+    model = arguments[1] if len(arguments) == 2 and arguments[0] is CallToolResult else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"tool {fn.__name__} must return Annotated[CallToolResult, <a pydantic model>]")
+    return model
 
 
 def build_server(
@@ -237,17 +266,10 @@ def build_server(
             with anyio.CancelScope(shield=True):
                 await journal.close()
 
-    server = SoraMCPServer(
-        SERVER_NAME,
-        title="Sora video generation",
-        version=__version__,
-        instructions=INSTRUCTIONS,
-        website_url="https://github.com/sora-mcp/sora-mcp",
-        lifespan=lifespan,
-    )
     secret = settings.maskable_key
+    tools = ToolSet()
 
-    @server.tool(title="Create a video", annotations=CREATE_ANNOTATIONS)
+    @tools.tool(title="Create a video", annotations=CREATE_ANNOTATIONS)
     async def create_video(
         ctx: ToolContext,
         prompt: Annotated[
@@ -306,7 +328,7 @@ def build_server(
             task = await _tasks(ctx).create(request, allow_duplicate=allow_duplicate)
             return await after_create(ctx, task, wait_seconds)
 
-    @server.tool(title="Create a character", annotations=CREATE_ANNOTATIONS)
+    @tools.tool(title="Create a character", annotations=CREATE_ANNOTATIONS)
     async def create_character(
         ctx: ToolContext,
         timestamps: Annotated[
@@ -340,7 +362,7 @@ def build_server(
             task = await _tasks(ctx).create(request, allow_duplicate=allow_duplicate)
             return await after_create(ctx, task, wait_seconds)
 
-    @server.tool(title="Remix a video", annotations=CREATE_ANNOTATIONS)
+    @tools.tool(title="Remix a video", annotations=CREATE_ANNOTATIONS)
     async def remix_video(
         ctx: ToolContext,
         task_id: TaskId,
@@ -372,7 +394,7 @@ def build_server(
             task = await _tasks(ctx).create(request, allow_duplicate=allow_duplicate)
             return await after_create(ctx, task, wait_seconds)
 
-    @server.tool(title="Download a video", annotations=DOWNLOAD_ANNOTATIONS)
+    @tools.tool(title="Download a video", annotations=DOWNLOAD_ANNOTATIONS)
     async def download_video(
         ctx: ToolContext,
         task_id: TaskId,
@@ -418,7 +440,7 @@ def build_server(
             )
             return download_result(result)
 
-    @server.tool(title="Get task status", annotations=READ_ANNOTATIONS)
+    @tools.tool(title="Get task status", annotations=READ_ANNOTATIONS)
     async def get_task(
         ctx: ToolContext,
         task_id: TaskId,
@@ -473,7 +495,7 @@ def build_server(
         image = ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=media_type)
         return result.model_copy(update={"content": [*result.content, image]})
 
-    @server.tool(title="List recent tasks", annotations=READ_ANNOTATIONS)
+    @tools.tool(title="List recent tasks", annotations=READ_ANNOTATIONS)
     async def list_tasks(
         ctx: ToolContext,
         limit: Annotated[
@@ -498,6 +520,16 @@ def build_server(
         with tool_errors(secret):
             found = await _tasks(ctx).list_tasks(limit=limit, kind=kind, status=status, refresh=refresh)
             return list_result(found)
+
+    server = MCPServer(
+        SERVER_NAME,
+        title="Sora video generation",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        website_url="https://github.com/sora-mcp/sora-mcp",
+        lifespan=lifespan,
+        tools=tools.tools,
+    )
 
     @server.resource(
         "task://{task_id}",

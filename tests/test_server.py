@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,11 +15,12 @@ import pytest
 from conftest import API_KEY, GATEWAY_URL, make_settings
 from fake_gateway import FakeGateway, RecordedRequest, refused_url
 from mcp import Client
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
 
 from sora_mcp.models import DownloadResult, Task
 from sora_mcp.sandbox import serve_app
-from sora_mcp.server import TaskList, build_server
+from sora_mcp.server import READ_ANNOTATIONS, TaskList, ToolSet, build_server
 
 pytestmark = pytest.mark.anyio
 
@@ -264,6 +266,41 @@ async def test_every_tool_declares_its_output_schema(mcp_client: Client) -> None
             assert key in schema["properties"]
     assert tools["list_tasks"].output_schema == TaskList.model_json_schema()
     assert tools["download_video"].output_schema == DownloadResult.model_json_schema()
+
+
+def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
+    """ToolSet derives each output schema once per model instead of once per tool; everything a client sees or
+    the SDK validates with must equal what MCPServer's own registration derives from the same function."""
+    server = build_server(make_settings(state_dir=tmp_path))
+    built = server._tool_manager.list_tools()  # the registered Tool objects; no public accessor
+    assert [tool.name for tool in built] == [
+        "create_video",
+        "create_character",
+        "remix_video",
+        "download_video",
+        "get_task",
+        "list_tasks",
+    ]
+    for tool in built:
+        sdk = Tool.from_function(tool.fn, title=tool.title, description=tool.description, annotations=tool.annotations)
+        assert tool.parameters == sdk.parameters, tool.name
+        assert tool.output_schema == sdk.output_schema, tool.name
+        assert tool.fn_metadata.output_model is sdk.fn_metadata.output_model, tool.name
+        assert tool.fn_metadata.wrap_output is sdk.fn_metadata.wrap_output is False
+        assert tool.context_kwarg == sdk.context_kwarg == "ctx"
+
+
+def test_a_tool_must_declare_its_result_model() -> None:
+    """ToolSet reads the result model from ``Annotated[CallToolResult, Model]``; anything else is refused at
+    registration, not discovered on the first call."""
+    tools = ToolSet()
+
+    async def unannotated(task_id: str) -> CallToolResult:
+        return CallToolResult(content=[])
+
+    with pytest.raises(TypeError, match=r"unannotated must return Annotated\[CallToolResult, <a pydantic model>\]"):
+        tools.tool(title="x", annotations=READ_ANNOTATIONS)(unannotated)
+    assert tools.tools == []
 
 
 async def test_instructions_explain_polling_with_get_task_and_wait_seconds(mcp_client: Client) -> None:
