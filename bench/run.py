@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +97,9 @@ def base_env(gateway_url: str, state_dir: str) -> dict[str, str]:
         "PATH": os.environ.get("PATH", ""),
         "SORA_API_KEY": KEY,
         "SORA_BASE_URL": gateway_url,
-        "SORA_STATE_DIR": state_dir,  # a task journal of the run's own, not the user's
+        # The task journal where users have it by default (platformdirs reads XDG_STATE_HOME on Linux), but in
+        # the run's own directory; elsewhere SORA_STATE_DIR keeps the run out of the user's journal.
+        "XDG_STATE_HOME" if sys.platform.startswith("linux") else "SORA_STATE_DIR": state_dir,
         "PYTHONPATH": str(ROOT),
     }
 
@@ -120,50 +124,94 @@ def bare_http(port: int) -> list[str]:
 # ------------------------------------------------------------------------------------------------ 1. cold start
 
 
-def cold_start_once(command: list[str], env: dict[str, str]) -> float:
-    """Spawn, handshake (2025-11-25), list tools; seconds until the tools/list answer is read."""
-    messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "b", "version": "0"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-    ]
+HANDSHAKE = [
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "b", "version": "0"}},
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+]
+
+
+def handshake(process: subprocess.Popen[bytes]) -> None:
+    """Send ``initialize``, wait for its answer, then ``initialized`` and ``tools/list``; return once the tool
+    list is read."""
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write((json.dumps(HANDSHAKE[0]) + "\n").encode())
+    process.stdin.flush()
+    process.stdout.readline()
+    process.stdin.write("".join(json.dumps(m) + "\n" for m in HANDSHAKE[1:]).encode())
+    process.stdin.flush()
+    answer = json.loads(process.stdout.readline())
+    assert answer.get("id") == 2 and answer["result"]["tools"], answer
+
+
+def cold_start_once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Spawn, handshake (2025-11-25), list tools. Returns the seconds until the tools/list answer is read, and the
+    CPU seconds the server process used by then (less noisy than the wall clock on a shared machine)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT
     )
-    assert process.stdin is not None and process.stdout is not None
+    reaped = False
     try:
-        process.stdin.write((json.dumps(messages[0]) + "\n").encode())
-        process.stdin.flush()
-        process.stdout.readline()
-        process.stdin.write("".join(json.dumps(m) + "\n" for m in messages[1:]).encode())
-        process.stdin.flush()
-        answer = json.loads(process.stdout.readline())
+        handshake(process)
         elapsed = time.perf_counter() - started
-        assert answer.get("id") == 2 and answer["result"]["tools"], answer
-        return elapsed
+        process.kill()  # idle since it answered: its CPU time is the start-up's
+        _, _, usage = os.wait4(process.pid, 0)
+        reaped = True
+        process.returncode = -9
+        return elapsed, usage.ru_utime + usage.ru_stime
     finally:
-        process.kill()
-        process.wait()
+        if not reaped:
+            process.kill()
+            process.wait()
 
 
-def cold_start(env: dict[str, str], runs: int) -> tuple[Sample, Sample, Sample]:
+def cold_start_instructions(command: list[str], env: dict[str, str]) -> int:
+    """Instructions the server executes from spawn to the ``tools/list`` answer, counted by valgrind's callgrind:
+    the same count on every run (hash randomization off), whatever else the machine is doing."""
+    with tempfile.TemporaryDirectory() as scratch:
+        process = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={scratch}/out", *command],
+            env={**env, "PYTHONHASHSEED": "0"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        try:
+            handshake(process)
+            process.terminate()  # callgrind reports on a fatal signal too
+            _, report = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for line in report.decode(errors="replace").splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise RuntimeError(f"callgrind reported no count: {report[-300:]!r}")
+
+
+@dataclass
+class ColdStart:
+    wall: Sample = field(default_factory=Sample)
+    cpu: Sample = field(default_factory=Sample)
+
+
+def cold_start(env: dict[str, str], runs: int) -> tuple[ColdStart, ColdStart, ColdStart]:
     """sora-mcp, the SDK floor (one trivial tool) and the bare GET server, interleaved so drift hits all alike."""
-    sora, floor, bare = Sample(), Sample(), Sample()
+    samples = ColdStart(), ColdStart(), ColdStart()
     for _ in range(runs):
-        sora.values.append(cold_start_once(SORA_STDIO, env))
-        floor.values.append(cold_start_once(FLOOR_STDIO, env))
-        bare.values.append(cold_start_once(BARE_STDIO, env))
-    return sora, floor, bare
+        for command, sample in zip((SORA_STDIO, FLOOR_STDIO, BARE_STDIO), samples, strict=True):
+            wall, cpu = cold_start_once(command, env)
+            sample.wall.values.append(wall)
+            sample.cpu.values.append(cpu)
+    return samples
 
 
 # ------------------------------------------------------------------------------------------------ 2. round trip
@@ -346,7 +394,6 @@ def ratio(a: float, b: float) -> str:
 
 
 async def run(quick: bool, output: Path) -> None:
-    runs = 5 if quick else 15
     call_runs = 30 if quick else 300
     rows: list[str] = []
     gateway_port = free_port()
@@ -357,14 +404,39 @@ async def run(quick: bool, output: Path) -> None:
         task_id = create_task(gateway_url)
 
         print("1. cold start", file=sys.stderr)
-        sora_cold, floor_cold, bare_cold = cold_start(env, runs)
+        cold_runs = 5 if quick else 40
+        sora_cold, floor_cold, bare_cold = cold_start(env, cold_runs)
+        commands = {"sora-mcp": SORA_STDIO, "floor": FLOOR_STDIO, "bare": BARE_STDIO}
+        counted = shutil.which("valgrind") is not None and not quick
+        if counted:
+            print("1. cold start: instruction counts (callgrind)", file=sys.stderr)
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                counted_runs = pool.map(lambda command: cold_start_instructions(command, env), commands.values())
+                counts = dict(zip(commands, counted_runs, strict=True))
         rows.append("## 1. Cold start over stdio (spawn until `initialize` + `tools/list` answered)\n")
-        rows.append("| server | median (min-max) | ratio to floor |\n|---|---|---|")
-        rows.append(f"| sora-mcp | {sora_cold.show()} | {ratio(sora_cold.median, floor_cold.median)} |")
-        rows.append(f"| bare `MCPServer`, one trivial tool (SDK floor) | {floor_cold.show()} | 1.00x |")
         rows.append(
-            f"| bare `MCPServer` with the GET tool and its `httpx2` client | {bare_cold.show()} | "
-            f"{ratio(bare_cold.median, floor_cold.median)} |\n"
+            "| server | wall clock | ratio to floor | CPU time of the server | ratio to floor | instructions | "
+            "ratio to floor |"
+        )
+        rows.append("|---|---|---|---|---|---|---|")
+        for key, name, cold in (
+            ("sora-mcp", "sora-mcp", sora_cold),
+            ("floor", "bare `MCPServer`, one trivial tool (SDK floor)", floor_cold),
+            ("bare", "bare `MCPServer` with the GET tool and its `httpx2` client", bare_cold),
+        ):
+            instructions = f"{counts[key] / 1e6:.1f} M | {ratio(counts[key], counts['floor'])}" if counted else "- | -"
+            rows.append(
+                f"| {name} | {cold.wall.show()} | {ratio(cold.wall.median, floor_cold.wall.median)} | "
+                f"{cold.cpu.show()} | {ratio(cold.cpu.median, floor_cold.cpu.median)} | {instructions} |"
+            )
+        rows.append(
+            f"\nsora-mcp adds {1000 * (sora_cold.wall.median - floor_cold.wall.median):.1f} ms to the floor's start-up "
+            f"(median of the wall clock). The three servers start in turn, {cold_runs} times, so machine drift hits "
+            "all alike; the CPU time is read from the server process once it has answered. The instructions are "
+            "counted once per server by valgrind's callgrind, with hash randomization off: the count is the same on "
+            "every run whatever else the machine does, so it is the figure to compare changes by"
+            + ("" if counted else " (not measured: valgrind is not installed, or --quick)")
+            + ".\n"
         )
 
         print("2. round trip", file=sys.stderr)

@@ -13,7 +13,7 @@ import json
 import logging
 import mimetypes
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from mcp.types import (
     ToolAnnotations,
 )
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic.json_schema import models_json_schema
 
 from sora_mcp import __version__
 from sora_mcp.client import ProgressCallback, SoraClient
@@ -175,21 +176,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ToolSet:
-    """The server's tools, built before the server so that tools returning the same model share its schema.
+    """The server's tools, built before the server so that the JSON schemas of their results are generated once.
 
-    ``MCPServer`` derives every tool's output schema from its return annotation on its own. Five tools return
-    ``Task``, and deriving its schema five times was a large share of sora-mcp's start-up cost over the SDK
-    floor (``docs/benchmarks.md``). Here each tool is built by the SDK without an output schema, then given the
-    ``FuncMetadata`` the SDK would have built, with a schema derived by the SDK once per model. The tools go to
-    ``MCPServer(tools=...)``; a test checks the published schemas equal the ones the SDK derives itself.
+    ``MCPServer`` derives every tool's output schema from its return annotation on its own: ``Task`` five times,
+    and once more inside ``TaskList``, which was a large share of sora-mcp's start-up cost over the SDK floor
+    (``docs/benchmarks.md``). Here the SDK builds each tool without an output schema; :meth:`build` then
+    generates the schemas of all result models in one pass and gives each tool the ``FuncMetadata`` the SDK
+    would have built. A test checks every tool equals the SDK's own registration of the same function.
 
     Descriptions are the docstrings with their indentation removed (Python before 3.13 keeps it, and it would
     reach the calling model verbatim).
     """
 
     def __init__(self) -> None:
-        self.tools: list[Tool] = []
-        self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
+        self._tools: list[tuple[Tool, type[BaseModel]]] = []
 
     def tool(self, *, title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
         """Decorator: add the function as a tool. It must return ``Annotated[CallToolResult, Model]``."""
@@ -203,18 +203,54 @@ class ToolSet:
                 annotations=annotations,
                 structured_output=False,
             )
-            arg_model = tool.fn_metadata.arg_model
-            if output_model not in self._schemas:
-                derived = FuncMetadata(arg_model=arg_model, output_model=output_model).output_schema
-                assert derived is not None
-                self._schemas[output_model] = derived
-            tool.fn_metadata = FuncMetadata(
-                arg_model=arg_model, output_model=output_model, output_schema=self._schemas[output_model]
-            )
-            self.tools.append(tool)
+            self._tools.append((tool, output_model))
             return fn
 
         return add
+
+    def build(self) -> list[Tool]:
+        """The tools, each with its structured output: the result model, and that model's JSON schema."""
+        schemas = result_schemas({model for _, model in self._tools})
+        for tool, model in self._tools:
+            arg_model = tool.fn_metadata.arg_model
+            tool.fn_metadata = FuncMetadata(arg_model=arg_model, output_model=model, output_schema=schemas[model])
+        return [tool for tool, _ in self._tools]
+
+
+def result_schemas(models: Iterable[type[BaseModel]]) -> dict[type[BaseModel], dict[str, Any]]:
+    """Each model's JSON schema (validation mode, as the SDK publishes it), generated together so that a model
+    nested in several (``Task`` in ``TaskList``) is generated once. Each schema carries the ``$defs`` it uses."""
+    ordered = sorted(models, key=lambda model: model.__name__)
+    references, generated = models_json_schema([(model, "validation") for model in ordered])
+    definitions: dict[str, Any] = generated.get("$defs", {})
+    schemas: dict[type[BaseModel], dict[str, Any]] = {}
+    for model in ordered:
+        name = references[(model, "validation")]["$ref"].removeprefix(DEFS)
+        used = _referenced(definitions[name], definitions)
+        schema = dict(definitions[name])
+        schemas[model] = {"$defs": {key: definitions[key] for key in sorted(used)}, **schema} if used else schema
+    return schemas
+
+
+DEFS = "#/$defs/"
+
+
+def _referenced(node: Any, definitions: dict[str, Any], found: set[str] | None = None) -> set[str]:
+    """Names of the definitions ``node`` refers to, directly or through other definitions."""
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        reference = node.get("$ref")
+        if isinstance(reference, str) and reference.startswith(DEFS):
+            name = reference.removeprefix(DEFS)
+            if name not in found:
+                found.add(name)
+                _referenced(definitions[name], definitions, found)
+        for value in node.values():
+            _referenced(value, definitions, found)
+    elif isinstance(node, list):
+        for value in node:
+            _referenced(value, definitions, found)
+    return found
 
 
 def result_model(fn: Callable[..., Any]) -> type[BaseModel]:
@@ -528,7 +564,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         website_url="https://github.com/sora-mcp/sora-mcp",
         lifespan=lifespan,
-        tools=tools.tools,
+        tools=tools.build(),
     )
 
     @server.resource(

@@ -300,7 +300,7 @@ def test_a_tool_must_declare_its_result_model() -> None:
 
     with pytest.raises(TypeError, match=r"unannotated must return Annotated\[CallToolResult, <a pydantic model>\]"):
         tools.tool(title="x", annotations=READ_ANNOTATIONS)(unannotated)
-    assert tools.tools == []
+    assert tools.build() == []
 
 
 async def test_instructions_explain_polling_with_get_task_and_wait_seconds(mcp_client: Client) -> None:
