@@ -25,9 +25,8 @@ import os
 import re
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 import anyio
@@ -146,8 +145,7 @@ def confined_path(directory: Path, name: str) -> Path:
 # --------------------------------------------------------------------------------------------- the manifest
 
 
-@dataclass(frozen=True)
-class SavedFile:
+class SavedFile(NamedTuple):
     """A file in the output folder as this module wrote (or found) it."""
 
     path: Path

@@ -27,9 +27,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, NamedTuple, TypeVar, get_args
 
 import anyio.to_thread
 
@@ -101,8 +100,7 @@ def journal_path(state_dir: Path | None) -> Path:
 # --------------------------------------------------------------------------------------------- what is stored
 
 
-@dataclass(frozen=True)
-class Submission:
+class Submission(NamedTuple):
     """A create request as the journal records it, with the key that recognizes the same request again."""
 
     kind: TaskKind
@@ -136,8 +134,7 @@ class Submission:
         )
 
 
-@dataclass(frozen=True)
-class JournalEntry:
+class JournalEntry(NamedTuple):
     """One row of the journal."""
 
     row_id: int
@@ -186,8 +183,7 @@ class JournalEntry:
         )
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """The answer of :meth:`Journal.claim`: a new ``submitting`` row, or the earlier identical request."""
 
     entry: JournalEntry
@@ -195,8 +191,7 @@ class Claim:
     """True when ``entry`` is an earlier request with the same arguments inside the duplicate window."""
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(NamedTuple):
     """The answer of :meth:`Journal.observe`."""
 
     entry: JournalEntry

@@ -4,7 +4,8 @@ Tools take flat, schema-validated arguments, call the ``TaskService`` (the gatew
 ``tasks.py``), and return one structured ``Task`` (``list_tasks``: a list of them). Errors are turned into tool
 errors in exactly one place, :func:`tool_errors`, with text the calling model can act on. Resources
 ``task://{task_id}`` and ``tasks://recent`` serve the same ``Task`` JSON. Nothing happens at import time: no
-environment reads, no sockets, no files.
+environment reads, no sockets, no files. ``sora_mcp.download`` is imported on first use (``download_video``, inline
+thumbnails), as start-up does not need it (``docs/benchmarks.md``).
 """
 
 import base64
@@ -40,7 +41,6 @@ from pydantic.json_schema import models_json_schema
 from sora_mcp import __version__
 from sora_mcp.client import ProgressCallback, SoraClient
 from sora_mcp.config import Settings, redact
-from sora_mcp.download import default_output_dir, download_task_video, fetch_small_image, human_size
 from sora_mcp.errors import (
     APIConnectionError,
     APIResponseError,
@@ -453,6 +453,12 @@ def build_server(
         other content is never overwritten. Files go to SORA_OUTPUT_DIR (by default a 'sora-mcp' folder in the
         user's Videos or Downloads folder). Reports progress while downloading. Tell the user the returned path.
         """
+        from sora_mcp.download import (
+            default_output_dir,
+            download_task_video,
+            human_size,
+        )  # on first use: see the module docstring
+
         with tool_errors(secret, task_id=task_id):
             last_reported = 0
 
@@ -523,6 +529,8 @@ def build_server(
         url = task.thumbnail_url
         if not settings.inline_thumbnails or task.kind != "video" or task.status != "completed" or not url:
             return result
+        from sora_mcp.download import fetch_small_image  # on first use: see the module docstring
+
         try:
             data, media_type = await fetch_small_image(sora, url)
         except DownloadError as exc:

@@ -511,15 +511,16 @@ def test_options_the_transport_would_ignore_are_usage_errors(
     assert message in capsys.readouterr().err
 
 
-def test_the_stdio_path_does_not_import_the_http_module() -> None:
-    """Building the stdio server imports neither sora_mcp.http nor anything it alone needs."""
+def test_the_stdio_path_imports_only_what_start_up_needs() -> None:
+    """Building the stdio server imports neither sora_mcp's HTTP transports, nor the sandbox, nor the download code
+    (loaded on first use): every import is start-up time in the user's editor."""
     code = (
         "import sys, sora_mcp.__main__, sora_mcp.server, sora_mcp.config\n"
         "sora_mcp.server.build_server(sora_mcp.config.Settings())\n"
-        "print('sora_mcp.http' in sys.modules)"
+        "print(sorted(m for m in ('sora_mcp.http', 'sora_mcp.sandbox', 'sora_mcp.download') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert result.stdout.strip() == "False", result.stderr
+    assert result.stdout.strip() == "[]", result.stderr
 
 
 # --------------------------------------------------------------------------------------------- replicas and shutdown
