@@ -524,7 +524,7 @@ async def run(quick: bool, output: Path) -> None:
         "",
         f"Measured with `python bench/run.py{' --quick' if quick else ''}` on {machine()}.",
         "Medians with (min-max) over repeated runs; each sora-mcp figure sits next to its reference from the same run.",
-        f"Direct GET sanity check: {direct.show(digits=2)} (well under 2 ms means no delayed-ACK artefact).",
+        f"Direct GET sanity check: {direct.show(digits=2)} (a delayed-ACK artefact would add about 40 ms to it).",
         "",
     ]
     report = "\n".join(header + rows)
