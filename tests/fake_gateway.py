@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -62,6 +62,8 @@ class RecordedRequest:
     """The body parsed as JSON, or None when it is empty or not JSON."""
     client: tuple[str, int] | None
     """The client's (host, port), from the ASGI scope."""
+    received_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the request arrived."""
 
 
 @dataclass
