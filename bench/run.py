@@ -107,6 +107,8 @@ def base_env(gateway_url: str, state_dir: str) -> dict[str, str]:
 SORA_STDIO = [PY, "-m", "sora_mcp"]
 BARE_STDIO = [PY, str(BENCH / "bare_server.py"), "stdio"]
 FLOOR_STDIO = [PY, str(BENCH / "floor_server.py")]
+COLD_START_SERVERS = {"sora-mcp": SORA_STDIO, "floor": FLOOR_STDIO, "bare": BARE_STDIO}
+"""The servers whose start-up is compared: sora-mcp, the SDK floor (one trivial tool) and the bare GET server."""
 
 
 def stdio(command: list[str], env: dict[str, str]) -> StdioServerParameters:
@@ -203,14 +205,14 @@ class ColdStart:
     cpu: Sample = field(default_factory=Sample)
 
 
-def cold_start(env: dict[str, str], runs: int) -> tuple[ColdStart, ColdStart, ColdStart]:
-    """sora-mcp, the SDK floor (one trivial tool) and the bare GET server, interleaved so drift hits all alike."""
-    samples = ColdStart(), ColdStart(), ColdStart()
+def cold_start(env: dict[str, str], runs: int) -> dict[str, ColdStart]:
+    """Each of ``COLD_START_SERVERS`` started ``runs`` times, interleaved so drift hits all alike."""
+    samples = {name: ColdStart() for name in COLD_START_SERVERS}
     for _ in range(runs):
-        for command, sample in zip((SORA_STDIO, FLOOR_STDIO, BARE_STDIO), samples, strict=True):
+        for name, command in COLD_START_SERVERS.items():
             wall, cpu = cold_start_once(command, env)
-            sample.wall.values.append(wall)
-            sample.cpu.values.append(cpu)
+            samples[name].wall.values.append(wall)
+            samples[name].cpu.values.append(cpu)
     return samples
 
 
@@ -405,14 +407,14 @@ async def run(quick: bool, output: Path) -> None:
 
         print("1. cold start", file=sys.stderr)
         cold_runs = 5 if quick else 40
-        sora_cold, floor_cold, bare_cold = cold_start(env, cold_runs)
-        commands = {"sora-mcp": SORA_STDIO, "floor": FLOOR_STDIO, "bare": BARE_STDIO}
+        starts = cold_start(env, cold_runs)
+        sora_cold, floor_cold, bare_cold = starts["sora-mcp"], starts["floor"], starts["bare"]
         counted = shutil.which("valgrind") is not None and not quick
         if counted:
             print("1. cold start: instruction counts (callgrind)", file=sys.stderr)
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                counted_runs = pool.map(lambda command: cold_start_instructions(command, env), commands.values())
-                counts = dict(zip(commands, counted_runs, strict=True))
+                counted_runs = pool.map(lambda c: cold_start_instructions(c, env), COLD_START_SERVERS.values())
+                counts = dict(zip(COLD_START_SERVERS, counted_runs, strict=True))
         rows.append("## 1. Cold start over stdio (spawn until `initialize` + `tools/list` answered)\n")
         rows.append(
             "| server | wall clock | ratio to floor | CPU time of the server | ratio to floor | instructions | "

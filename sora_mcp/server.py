@@ -217,6 +217,10 @@ class ToolSet:
         return [tool for tool, _ in self._tools]
 
 
+DEFS = "#/$defs/"
+"""How pydantic's JSON schemas refer to a shared definition."""
+
+
 def result_schemas(models: Iterable[type[BaseModel]]) -> dict[type[BaseModel], dict[str, Any]]:
     """Each model's JSON schema (validation mode, as the SDK publishes it), generated together so that a model
     nested in several (``Task`` in ``TaskList``) is generated once. Each schema carries the ``$defs`` it uses."""
@@ -226,13 +230,10 @@ def result_schemas(models: Iterable[type[BaseModel]]) -> dict[type[BaseModel], d
     schemas: dict[type[BaseModel], dict[str, Any]] = {}
     for model in ordered:
         name = references[(model, "validation")]["$ref"].removeprefix(DEFS)
-        used = _referenced(definitions[name], definitions)
-        schema = dict(definitions[name])
+        schema = definitions[name]
+        used = _referenced(schema, definitions)
         schemas[model] = {"$defs": {key: definitions[key] for key in sorted(used)}, **schema} if used else schema
     return schemas
-
-
-DEFS = "#/$defs/"
 
 
 def _referenced(node: Any, definitions: dict[str, Any], found: set[str] | None = None) -> set[str]:
