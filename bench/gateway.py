@@ -7,7 +7,8 @@ import sys
 
 import anyio
 
-from sora_mcp.sandbox import SandboxGateway, serve_app
+from sora_mcp.embedded import serve_app
+from sora_mcp.sandbox import SandboxGateway
 
 
 async def main(port: int) -> None:

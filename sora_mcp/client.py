@@ -14,13 +14,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Generic, Literal, NamedTuple, Self, TypeVar
 
 import anyio
 import httpx2
 
 from sora_mcp import __version__
 from sora_mcp.config import Settings, redact
+from sora_mcp.create_requests import CreateRequest
 from sora_mcp.errors import (
     APIConnectionError,
     APIError,
@@ -35,22 +36,11 @@ from sora_mcp.errors import (
     SoraError,
     make_status_error,
 )
-from sora_mcp.models import (
-    CharacterRequest,
-    RemixRequest,
-    Task,
-    TaskKind,
-    VideoRequest,
-    parse_task,
-    with_guidance,
-)
+from sora_mcp.models import STATUS_PATHS, Task, TaskKind, parse_task
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"sora-mcp/{__version__}"
-CREATE_PATH = "/v1/videos/generations"
-REMIX_PATH = "/v1/videos/{}/remix"
-STATUS_PATHS: dict[TaskKind, str] = {"video": "/v1/videos/generations/{}", "character": "/v1/characters_tasks/{}"}
 
 MAX_BACKOFF_SECONDS = 8.0
 MAX_RETRY_AFTER_SECONDS = 30.0
@@ -58,13 +48,38 @@ MAX_RETRY_AFTER_SECONDS = 30.0
 FIRST_POLL_SECONDS = 1.0
 POLL_GROWTH = 1.6
 HEARTBEAT_SECONDS = 2.0
-"""Longest gap between two progress reports during a wait (progress resets many clients' request timeout)."""
+"""Default longest gap between two progress reports during a wait (progress resets many clients' timeouts)."""
 KNOWN_KINDS_LIMIT = 4096
 GATEWAY_CONNECTIONS = 32
 
 RetryPolicy = Literal["read", "create"]
 ProgressCallback = Callable[[Task | None, float], Awaitable[None]]
 """Called during a wait with the latest task (None before the first answer) and the seconds waited so far."""
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedDict(OrderedDict[K, V], Generic[K, V]):
+    """A dict that keeps the ``limit`` most recently written keys (a small LRU of what this process saw)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def remember(self, key: K, value: V) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class Waited(NamedTuple):
+    """The outcome of :meth:`SoraClient.wait_for_task`: the latest state, and why polling stopped early if it did."""
+
+    task: Task
+    poll_error: str | None = None
+    """A transient failure of a poll after the first read, which ended the wait with the last known state."""
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
@@ -101,8 +116,9 @@ class SoraClient:
     """Client of the gateway API. Use as ``async with SoraClient(settings) as client:``.
 
     ``http_client`` may be injected (tests pass one over ``httpx2.ASGITransport``); it is then not closed here.
-    ``base_url`` overrides ``settings.base_url`` (the sandbox passes its own address); ``sandbox`` marks every
-    returned task as simulated and lifts the API-key requirement.
+    ``base_url`` overrides ``settings.base_url`` (the sandbox passes its own address); ``sandbox`` lifts the
+    API-key requirement. ``heartbeat_seconds`` is the longest gap between two progress reports of a wait.
+    Returned tasks are facts only: the MCP face adds hints and poll advice (``server/guidance.py``).
     """
 
     def __init__(
@@ -113,14 +129,16 @@ class SoraClient:
         base_url: str | None = None,
         sandbox: bool = False,
         clock: Callable[[], float] = time.time,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self._settings = settings
         self._sandbox = sandbox
         self._clock = clock
+        self._heartbeat_seconds = heartbeat_seconds
         self._base_url = (base_url or settings.base_url).rstrip("/")
         self._owns_http = http_client is None
         self._http_client = http_client
-        self._known_kinds: OrderedDict[str, TaskKind] = OrderedDict()
+        self._known_kinds: BoundedDict[str, TaskKind] = BoundedDict(KNOWN_KINDS_LIMIT)
         self._secret = settings.maskable_key
         self._stopping = False
         self._waits: set[anyio.CancelScope] = set()
@@ -138,10 +156,6 @@ class SoraClient:
         if self._owns_http and self._http_client is not None:
             await self._http_client.aclose()
             self._http_client = None
-
-    @property
-    def sandbox(self) -> bool:
-        return self._sandbox
 
     @property
     def http(self) -> httpx2.AsyncClient:
@@ -165,9 +179,8 @@ class SoraClient:
         """Headers for fetching a result file. The API key goes only to the gateway's own origin: media URLs
         usually point at another host (``files.dashlyai.cc``), which must never see it."""
         headers = {"User-Agent": USER_AGENT}
-        key = self._settings.api_key
-        if key is not None and _same_origin(url, self._base_url):
-            headers["Authorization"] = f"Bearer {key.get_secret_value()}"
+        if _same_origin(url, self._base_url):
+            headers.update(self._authorization())
         return headers
 
     @property
@@ -186,126 +199,16 @@ class SoraClient:
 
     # ------------------------------------------------------------------------------------------- public API
 
-    async def create_video(self, request: VideoRequest) -> Task:
-        """Submit a video task. Raises ``CreateOutcomeUnknownError`` when it may exist without us knowing its id."""
-        return await self._create(request.to_payload(), "video")
+    async def create(self, request: CreateRequest, payload: dict[str, Any] | None = None) -> Task:
+        """Submit a create (a video, a remix or a character) under the create retry rule.
 
-    async def remix_video(self, request: RemixRequest) -> Task:
-        """Submit a remix of a completed video: a new, billed video task, under the create rule."""
-        return await self._create(request.to_payload(), "video", path=REMIX_PATH.format(request.source_task_id))
-
-    async def create_character(self, request: CharacterRequest) -> Task:
-        """Submit a character task (poll it at ``/v1/characters_tasks``)."""
-        return await self._create(request.to_payload(), "character")
-
-    async def get_task(self, task_id: str, *, kind: TaskKind | None = None) -> Task:
-        """Read a task. ``kind`` picks its endpoint when the caller knows it (a journal, say); otherwise the kind
-        this client saw is used, and for a task it never saw the video endpoint is tried, then the character one.
+        ``payload`` is ``request.to_payload()`` when the caller built it already (the journal records the same
+        one). Raises ``CreateOutcomeUnknownError`` when the task may exist without us knowing its id.
         """
-        known = kind or self._known_kinds.get(task_id)
-        kinds: tuple[TaskKind, ...] = (known,) if known else ("video", "character")
-        for index, kind in enumerate(kinds):
-            try:
-                raw = await self._send("GET", STATUS_PATHS[kind].format(task_id), policy="read")
-            except NotFoundError:
-                if index == len(kinds) - 1:
-                    raise
-                continue
-            task = parse_task(raw, kind, now=self._clock(), task_id=task_id)
-            self._remember(task_id, task.kind)
-            return self._guide(task)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def wait_for_task(
-        self,
-        task_id: str,
-        *,
-        wait_seconds: float,
-        on_progress: ProgressCallback | None = None,
-        kind: TaskKind | None = None,
-    ) -> Task:
-        """Poll until the task is finished or ``wait_seconds`` have passed, and return its latest state.
-
-        Polls start about a second apart and back off to ``SORA_POLL_INTERVAL``, sooner when the gateway's
-        ``estimated_time`` says the end is near. ``on_progress`` is called with the first answer, then beside
-        the polls at least every 2 s, even while a slow request is in flight (with ``None`` until the first
-        answer). A transient gateway failure after the first read ends the wait early with the last known state
-        (its hint says so) instead of failing the call. Errors of the first read propagate, and so does
-        cancellation. ``kind`` is as in :meth:`get_task`. :meth:`stop_waiting` ends the wait after the first
-        read, like a timeout.
-        """
-        if wait_seconds <= 0 or self._stopping:
-            return await self.get_task(task_id, kind=kind)
-        started = anyio.current_time()
-        latest: list[Task | None] = [None]
-        first_read_error: SoraError | None = None
-
-        async def heartbeat(report: ProgressCallback) -> None:
-            while True:
-                await anyio.sleep(HEARTBEAT_SECONDS)
-                await report(latest[0], anyio.current_time() - started)
-
-        async with anyio.create_task_group() as group:
-            if on_progress is not None:
-                group.start_soon(heartbeat, on_progress)
-            try:
-                latest[0] = await self.get_task(task_id, kind=kind)
-            except SoraError as exc:  # re-raised below, unwrapped from the task group
-                first_read_error = exc
-            else:
-                if on_progress is not None:
-                    await on_progress(latest[0], anyio.current_time() - started)
-                with anyio.move_on_after(wait_seconds - (anyio.current_time() - started)) as wait:
-                    self._waits.add(wait)
-                    try:
-                        if not self._stopping:
-                            await self._poll_until_terminal(task_id, latest)
-                    finally:
-                        self._waits.discard(wait)
-            group.cancel_scope.cancel()
-        if first_read_error is not None:
-            raise first_read_error
-        task = latest[0]
-        assert task is not None
-        if on_progress is not None:
-            await on_progress(task, anyio.current_time() - started)
-        return task
-
-    async def _poll_until_terminal(self, task_id: str, latest: list[Task | None]) -> None:
-        """Keep ``latest[0]`` fresh until the task is finished or a transient failure stops the polling."""
-        delay = min(FIRST_POLL_SECONDS, self._settings.poll_interval)
-        while (task := latest[0]) is not None and not task.is_terminal:
-            eta = task.eta_seconds
-            if eta is not None:
-                delay = max(delay, eta / 3)
-            delay = min(delay, self._settings.poll_interval)
-            await anyio.sleep(delay)
-            try:
-                latest[0] = await self.get_task(task_id)
-            except (APIConnectionError, APIResponseError, RateLimitError, ServerError) as exc:
-                logger.warning("Poll of %s failed during a wait: %s", task_id, exc)
-                latest[0] = task.model_copy(update={"hint": f"The last poll failed ({exc}). " + task.hint})
-                return
-            delay *= POLL_GROWTH
-
-    def known_kind(self, task_id: str) -> TaskKind | None:
-        """The kind of a task this client created or read (its endpoint), if it still remembers it."""
-        return self._known_kinds.get(task_id)
-
-    # ------------------------------------------------------------------------------------------- internals
-
-    def _remember(self, task_id: str, kind: TaskKind) -> None:
-        self._known_kinds[task_id] = kind
-        self._known_kinds.move_to_end(task_id)
-        while len(self._known_kinds) > KNOWN_KINDS_LIMIT:
-            self._known_kinds.popitem(last=False)
-
-    def _guide(self, task: Task) -> Task:
-        return with_guidance(task, now=self._clock(), sandbox=self._sandbox)
-
-    async def _create(self, payload: dict[str, Any], kind: TaskKind, *, path: str = CREATE_PATH) -> Task:
+        body = request.to_payload() if payload is None else payload
+        kind = request.kind
         try:
-            raw = await self._send("POST", path, body=payload, policy="create")
+            raw = await self._send("POST", request.endpoint, body=body, policy="create")
         except (APIConnectionError, APIResponseError) as exc:
             if isinstance(exc, APIResponseError) or exc.request_sent:
                 raise CreateOutcomeUnknownError(kind, exc) from exc
@@ -322,18 +225,118 @@ class SoraClient:
         task = parse_task(raw, kind, now=self._clock())
         if task.kind != kind:  # a fresh create answer cannot show a character result yet; trust the request
             task = task.model_copy(update={"kind": kind})
-        self._remember(task_id, kind)
-        return self._guide(task)
+        self._known_kinds.remember(task_id, kind)
+        return task
+
+    async def get_task(self, task_id: str, *, kind: TaskKind | None = None) -> Task:
+        """Read a task. ``kind`` picks its endpoint when the caller knows it (a journal, say); otherwise the kind
+        this client saw is used, and for a task it never saw the video endpoint is tried, then the character one.
+        """
+        known = kind or self._known_kinds.get(task_id)
+        kinds: tuple[TaskKind, ...] = (known,) if known else ("video", "character")
+        for index, kind in enumerate(kinds):
+            try:
+                raw = await self._send("GET", STATUS_PATHS[kind].format(task_id), policy="read")
+            except NotFoundError:
+                if index == len(kinds) - 1:
+                    raise
+                continue
+            task = parse_task(raw, kind, now=self._clock(), task_id=task_id)
+            self._known_kinds.remember(task_id, task.kind)
+            return task
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def wait_for_task(
+        self,
+        task_id: str,
+        *,
+        wait_seconds: float,
+        on_progress: ProgressCallback | None = None,
+        kind: TaskKind | None = None,
+    ) -> Waited:
+        """Poll until the task is finished or ``wait_seconds`` have passed, and return its latest state.
+
+        Polls start about a second apart and back off to ``SORA_POLL_INTERVAL``, sooner when the gateway's
+        ``estimated_time`` says the end is near. ``on_progress`` is called with the first answer, then beside
+        the polls at least every ``heartbeat_seconds``, even while a slow request is in flight (with ``None``
+        until the first answer). A transient gateway failure after the first read ends the wait early with the
+        last known state and ``Waited.poll_error`` instead of failing the call. Errors of the first read
+        propagate, and so does cancellation. ``kind`` is as in :meth:`get_task`. :meth:`stop_waiting` ends the
+        wait after the first read, like a timeout.
+        """
+        if wait_seconds <= 0 or self._stopping:
+            return Waited(await self.get_task(task_id, kind=kind))
+        started = anyio.current_time()
+        latest: list[Task | None] = [None]
+        poll_error: list[str | None] = [None]
+        first_read_error: SoraError | None = None
+
+        async def heartbeat(report: ProgressCallback) -> None:
+            while True:
+                await anyio.sleep(self._heartbeat_seconds)
+                await report(latest[0], anyio.current_time() - started)
+
+        async with anyio.create_task_group() as group:
+            if on_progress is not None:
+                group.start_soon(heartbeat, on_progress)
+            try:
+                latest[0] = await self.get_task(task_id, kind=kind)
+            except SoraError as exc:  # re-raised below, unwrapped from the task group
+                first_read_error = exc
+            else:
+                if on_progress is not None:
+                    await on_progress(latest[0], anyio.current_time() - started)
+                with anyio.move_on_after(wait_seconds - (anyio.current_time() - started)) as wait:
+                    self._waits.add(wait)
+                    try:
+                        if not self._stopping:
+                            poll_error[0] = await self._poll_until_terminal(task_id, latest)
+                    finally:
+                        self._waits.discard(wait)
+            group.cancel_scope.cancel()
+        if first_read_error is not None:
+            raise first_read_error
+        task = latest[0]
+        assert task is not None
+        if on_progress is not None:
+            await on_progress(task, anyio.current_time() - started)
+        return Waited(task, poll_error[0])
+
+    async def _poll_until_terminal(self, task_id: str, latest: list[Task | None]) -> str | None:
+        """Keep ``latest[0]`` fresh until the task is finished, or until a transient failure stops the polling
+        (returned as text)."""
+        delay = min(FIRST_POLL_SECONDS, self._settings.poll_interval)
+        while (task := latest[0]) is not None and not task.is_terminal:
+            eta = task.eta_seconds
+            if eta is not None:
+                delay = max(delay, eta / 3)
+            delay = min(delay, self._settings.poll_interval)
+            await anyio.sleep(delay)
+            try:
+                latest[0] = await self.get_task(task_id)
+            except (APIConnectionError, APIResponseError, RateLimitError, ServerError) as exc:
+                logger.warning("Poll of %s failed during a wait: %s", task_id, exc)
+                return str(exc)
+            delay *= POLL_GROWTH
+        return None
+
+    def known_kind(self, task_id: str) -> TaskKind | None:
+        """The kind of a task this client created or read (its endpoint), if it still remembers it."""
+        return self._known_kinds.get(task_id)
+
+    # ------------------------------------------------------------------------------------------- internals
 
     def _request_headers(self) -> dict[str, str]:
         """Per-request headers, so an injected ``http_client`` sends them too."""
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        key = self._settings.api_key
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.get_secret_value()}"
-        elif not self._sandbox:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **self._authorization()}
+        if "Authorization" not in headers and not self._sandbox:
             raise MissingAPIKeyError()
         return headers
+
+    def _authorization(self) -> dict[str, str]:
+        """The bearer header of the API key (none without a key): sent to the gateway's own origin only."""
+        key = self._settings.api_key
+        return {} if key is None else {"Authorization": f"Bearer {key.get_secret_value()}"}
 
     async def _send(
         self, method: str, path: str, *, body: dict[str, Any] | None = None, policy: RetryPolicy

@@ -5,6 +5,7 @@ in step. Invalid values stop the server before it serves anything, with a messag
 (:func:`describe_settings_error`).
 """
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,9 @@ ENV_PREFIX = "SORA_"
 DEFAULT_BASE_URL = "https://dashlyai.cc"
 SECRET_FIELDS = frozenset({"api_key", "mcp_auth_token"})
 """Fields whose values never appear in messages."""
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+"""The loopback host names and addresses (IPv6 without brackets); :func:`is_loopback` knows the whole ranges."""
 
 _HOST_PATTERN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:([0-9]{1,5}|\*))?")
 _ORIGIN_PATTERN = re.compile(r"https?://" + _HOST_PATTERN.pattern)
@@ -148,6 +152,20 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         return SecretStr(value.get_secret_value().strip())
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, IPv6 with or without brackets) is a loopback address."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
-from sora_mcp.config import Settings, redact, settings_error_lines
+from sora_mcp.config import Settings, is_loopback, redact, settings_error_lines
 from sora_mcp.download import default_output_dir
 from sora_mcp.errors import (
     APIConnectionError,
@@ -47,8 +47,6 @@ from sora_mcp.journal import default_state_dir
 
 PROBE_TASK_ID = "sora-mcp-doctor-probe-0000000000"
 """A well-formed task id the gateway never issues (its ids start with ``task_`` or ``video_``)."""
-
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 Status = Literal["OK", "WARN", "FAIL"]
 ErrorT = TypeVar("ErrorT", bound=BaseException)
@@ -104,8 +102,7 @@ async def diagnose(settings: Settings, *, http_client: httpx2.AsyncClient | None
     checks.append(await check_gateway(settings, http_client=http_client))
     checks.extend(check_directory(variable, path) for variable, path in directory_settings(settings))
     checks.append(await check_server(settings))
-    secret = settings.api_key.get_secret_value() if settings.api_key else None
-    return [Check(check.status, check.subject, redact(check.detail, secret)) for check in checks]
+    return [Check(check.status, check.subject, redact(check.detail, settings.maskable_key)) for check in checks]
 
 
 def _check_key(settings: Settings) -> Check:
@@ -124,7 +121,7 @@ def _check_key(settings: Settings) -> Check:
 def _check_base_url(settings: Settings) -> Check:
     parts = urlsplit(settings.base_url)
     shown = _display_url(settings.base_url)
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         return Check("WARN", "SORA_BASE_URL", f"{shown} is plain http: the key travels unencrypted; use https")
     return Check("OK", "SORA_BASE_URL", shown)
 

@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
-from sora_mcp.config import Settings, describe_settings_error
+from sora_mcp.config import LOOPBACK_NAMES, Settings, describe_settings_error, is_loopback
 from sora_mcp.server import build_server, open_client
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ DEFAULT_MESSAGE_PATH = "/messages/"
 HEALTH_PATH = "/healthz"
 MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
 """Larger MCP request bodies are answered 413 before they are parsed (room for base64 reference images)."""
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 DRAIN_SECONDS = 20.0
 """On SIGTERM/SIGINT, how long gateway requests under way (a create above all) may take to finish."""
 STREAMS_CLOSE_SECONDS = 5
@@ -155,9 +154,10 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     """DNS-rebinding protection, always on: ``Host`` must be loopback or an allowed host, ``Origin`` (sent by
     browsers) a loopback or allowed origin. Without this the SDK turns protection off on non-loopback binds."""
     hosts: list[str] = []
-    for host in (*LOOPBACK_HOSTS, *settings.mcp_allowed_hosts):
+    loopback = [f"[{name}]" if ":" in name else name for name in LOOPBACK_NAMES]  # as in a Host header
+    for host in (*loopback, *settings.mcp_allowed_hosts):
         hosts.extend([host] if _has_port(host) else [host, f"{host}:*"])
-    origins = [f"http://{host}{port}" for host in LOOPBACK_HOSTS for port in ("", ":*")]
+    origins = [f"http://{host}{port}" for host in loopback for port in ("", ":*")]
     origins.extend(settings.mcp_allowed_origins)
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
@@ -181,20 +181,6 @@ def check_exposure(settings: Settings, host: str) -> None:
             "send Authorization: Bearer <token>), or pass --allow-unauthenticated (or set "
             "SORA_MCP_ALLOW_UNAUTHENTICATED=1) if something in front of this server already authenticates."
         )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an IP address, IPv6 with or without brackets) is a loopback address."""
-    host = host.strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 class BearerTokenAuth:

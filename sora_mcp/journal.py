@@ -32,8 +32,9 @@ from typing import Any, Literal, NamedTuple, TypeVar, get_args
 
 import anyio.to_thread
 
+from sora_mcp.create_requests import CreateRequest
 from sora_mcp.errors import JournalError
-from sora_mcp.models import CharacterRequest, CreateRequest, RemixRequest, Task, TaskError, TaskKind, TaskStatus
+from sora_mcp.models import Task, TaskError, TaskKind, TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -114,22 +115,20 @@ class Submission(NamedTuple):
     model: str
 
     @classmethod
-    def of(cls, request: CreateRequest) -> "Submission":
-        kind: TaskKind = "character" if isinstance(request, CharacterRequest) else "video"
-        tool = "remix_video" if isinstance(request, RemixRequest) else f"create_{kind}"
-        payload = request.to_payload()
-        if isinstance(request, RemixRequest):
-            payload = {"remix_of": request.source_task_id, **payload}
-        canonical = _canonical({"kind": kind, "payload": payload})
-        stored = dict(payload)
+    def of(cls, request: CreateRequest, payload: dict[str, Any] | None = None) -> "Submission":
+        """The journal's record of ``request``, whose gateway body is ``payload`` (built once by the caller and
+        sent as it is; ``request.to_payload()`` when not given)."""
+        body = request.to_payload() if payload is None else payload
+        identity = {**request.path_arguments(), **body}
+        stored = dict(identity)
         if "images" in stored:
             stored["images"] = [_shorten_data_uri(image) for image in stored["images"]]
         return cls(
-            kind=kind,
-            tool=tool,
-            request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+            kind=request.kind,
+            tool=request.tool,
+            request_hash=hashlib.sha256(_canonical({"kind": request.kind, "payload": identity}).encode()).hexdigest(),
             arguments=_canonical(stored),
-            prompt=None if isinstance(request, CharacterRequest) else request.prompt,
+            prompt=request.prompt_text,
             model=request.model,
         )
 

@@ -1,4 +1,6 @@
-"""Request models (strict: what we send), the normalized ``Task`` (what tools return) and the parser between them.
+"""The vocabulary of the gateway, the normalized ``Task`` (what tools return) and the parser of task answers.
+
+The requests that create tasks are in ``create_requests.py``.
 
 The gateway documents two response dialects for the same task (upstream-api.md §5, §6, §12):
 
@@ -12,14 +14,12 @@ unexpected value: an unknown status is reported as ``"unknown"`` with the gatewa
 ``upstream_status``.
 """
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field
 from pydantic_core import PydanticCustomError
 
 # --------------------------------------------------------------------------------------------- vocabulary
@@ -31,18 +31,15 @@ Style = Literal["comic", "news", "anime", "selfie", "nostalgic", "thanksgiving"]
 TaskKind = Literal["video", "character"]
 TaskStatus = Literal["queued", "in_progress", "completed", "failed", "unknown"]
 
-DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (10, 15, 25)}
-REMIX_DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (15, 25)}
-"""A remix has its own rule for sora-2-pro (15 s HD or 25 s), upstream-api.md §7."""
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed"})
+MAX_WAIT_SECONDS = 50
+"""Longest server-side wait of one tool call (``wait_seconds``): well inside every client's tool timeout."""
+
+STATUS_PATHS: dict[TaskKind, str] = {"video": "/v1/videos/generations/{}", "character": "/v1/characters_tasks/{}"}
 
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,199}$"
 """Opaque gateway ids (``task_01K...``, ``video_<uuid>``): no slashes, spaces or dot-only names."""
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
-_TIMESTAMPS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*$")
-_DATA_URI_RE = re.compile(r"^data:(image/[A-Za-z0-9.+-]+);base64,(.+)$", re.DOTALL)
-MAX_PROMPT_CHARS = 10_000
-MAX_IMAGES = 10
 
 _STATUS_WORDS: dict[str, TaskStatus] = {
     **dict.fromkeys(("queued", "submitted", "pending", "waiting", "created", "not_start", "not_started"), "queued"),
@@ -52,7 +49,7 @@ _STATUS_WORDS: dict[str, TaskStatus] = {
 }
 
 
-def _invalid(message: str) -> PydanticCustomError:
+def invalid(message: str) -> PydanticCustomError:
     return PydanticCustomError("invalid_argument", message)
 
 
@@ -65,217 +62,11 @@ def check_task_id(value: str) -> str:
     """Validator for task ids given by the caller (``get_task``, ``from_task``)."""
     value = value.strip()
     if not is_safe_task_id(value):
-        raise _invalid(
+        raise invalid(
             "must be a task id as returned by create_video or create_character (letters, digits, '_', '-', "
             "'.', ':'; no slashes or spaces)"
         )
     return value
-
-
-def _check_http_url(value: str) -> str:
-    value = value.strip()
-    if not re.match(r"^https?://[^\s/]+\S*$", value):
-        raise _invalid("must be a public http:// or https:// URL")
-    return value
-
-
-# --------------------------------------------------------------------------------------------- requests
-
-
-class _Request(BaseModel):
-    # Built on first use: start-up (initialize, tools/list) never needs the request models.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-
-class VideoRequest(_Request):
-    """A text-to-video or image-to-video request (``POST /v1/videos/generations``)."""
-
-    prompt: str
-    model: VideoModel = "sora-2"
-    duration: Duration | None = None
-    size: AspectRatio | None = None
-    images: list[str] | None = None
-    style: Style | None = None
-    watermark: bool | None = None
-    private: bool | None = None
-    storyboard: bool | None = None
-    thumbnail: bool | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _check_prompt(cls, value: str) -> str:
-        return _check_prompt_text(value, "must describe the video; it is empty")
-
-    @field_validator("images")
-    @classmethod
-    def _check_images(cls, value: list[str] | None) -> list[str] | None:
-        if not value:
-            return None
-        if len(value) > MAX_IMAGES:
-            raise _invalid(f"has {len(value)} images; give at most {MAX_IMAGES}")
-        return [_check_image(i, image) for i, image in enumerate(value)]
-
-    @field_validator("duration")
-    @classmethod
-    def _check_duration_for_model(cls, value: int | None, info: ValidationInfo) -> int | None:
-        return _check_duration(value, info.data.get("model"), DURATIONS, "")
-
-    def to_payload(self) -> dict[str, Any]:
-        """The JSON body the gateway documents; unset optional fields are left out."""
-        payload: dict[str, Any] = {"model": self.model, "prompt": self.prompt}
-        for key in ("duration", "size", "images"):
-            value = getattr(self, key)
-            if value is not None:
-                payload[key] = value
-        metadata = {
-            key: getattr(self, key)
-            for key in ("style", "watermark", "private", "storyboard", "thumbnail")
-            if getattr(self, key) is not None
-        }
-        if metadata:
-            payload["metadata"] = metadata
-        return payload
-
-
-class RemixRequest(_Request):
-    """A remix of a completed video (``POST /v1/videos/{source_task_id}/remix``): a new video task from an old one.
-
-    ``source_task_id`` goes into the path, not the body, but belongs to the request: the same remix of another
-    video is another request (the journal's duplicate check relies on that).
-    """
-
-    source_task_id: str
-    prompt: str
-    model: VideoModel = "sora-2"
-    duration: Duration | None = None
-    size: AspectRatio | None = None
-
-    @field_validator("source_task_id")
-    @classmethod
-    def _check_source(cls, value: str) -> str:
-        return check_task_id(value)
-
-    @field_validator("prompt")
-    @classmethod
-    def _check_prompt(cls, value: str) -> str:
-        return _check_prompt_text(value, "must say how to change the video; it is empty")
-
-    @field_validator("duration")
-    @classmethod
-    def _check_duration_for_model(cls, value: int | None, info: ValidationInfo) -> int | None:
-        return _check_duration(value, info.data.get("model"), REMIX_DURATIONS, " for a remix")
-
-    def to_payload(self) -> dict[str, Any]:
-        """The JSON body the gateway documents; unset optional fields are left out."""
-        payload: dict[str, Any] = {"model": self.model, "prompt": self.prompt}
-        if self.size is not None:
-            payload["size"] = self.size
-        if self.duration is not None:
-            payload["duration"] = self.duration
-        return payload
-
-
-def _check_prompt_text(value: str, empty: str) -> str:
-    value = value.strip()
-    if not value:
-        raise _invalid(empty)
-    if len(value) > MAX_PROMPT_CHARS:
-        raise _invalid(f"is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}")
-    return value
-
-
-def _check_duration(value: int | None, model: Any, rules: dict[str, tuple[int, ...]], what: str) -> int | None:
-    allowed = rules.get(model) if isinstance(model, str) else None
-    if value is None or allowed is None or value in allowed:
-        return value
-    others = [name for name, durations in rules.items() if value in durations and name != model]
-    extra = f" ({value} s needs model='{others[0]}')" if others else ""
-    raise _invalid(f"{model} allows {_or(allowed)} seconds{what}{extra}")
-
-
-def _check_image(index: int, image: str) -> str:
-    image = image.strip()
-    if image.startswith("data:"):
-        match = _DATA_URI_RE.match(image)
-        if match is None:
-            raise _invalid(f"item {index} must be an http(s) URL or a data:image/<type>;base64,<data> URI")
-        try:
-            base64.b64decode(match.group(2), validate=True)
-        except (binascii.Error, ValueError):
-            raise _invalid(f"item {index} is a data: URI whose base64 payload is not valid base64") from None
-        return image
-    if not re.match(r"^https?://[^\s/]+\S*$", image):
-        raise _invalid(f"item {index} must be an http(s) URL or a data:image/<type>;base64,<data> URI")
-    return image
-
-
-def _or(values: tuple[int, ...]) -> str:
-    words = [str(v) for v in values]
-    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]
-
-
-class CharacterRequest(_Request):
-    """A character cut from 1-3 s of a video (same endpoint, ``url`` or ``from_task`` plus ``timestamps``)."""
-
-    timestamps: str
-    url: str | None = None
-    from_task: str | None = None
-    model: VideoModel = "sora-2"
-
-    @field_validator("timestamps")
-    @classmethod
-    def _check_timestamps(cls, value: str) -> str:
-        match = _TIMESTAMPS_RE.match(value)
-        if match is None:
-            raise _invalid("must be 'start,end' in seconds, for example '1,3'")
-        start, end = float(match.group(1)), float(match.group(2))
-        if end <= start:
-            raise _invalid(f"end ({match.group(2)}) must be after start ({match.group(1)})")
-        span = end - start
-        if not 1 <= span <= 3:
-            raise _invalid(f"span is {span:g} s; it must be between 1 and 3 seconds")
-        return f"{match.group(1)},{match.group(2)}"
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_http_url(value)
-
-    @field_validator("from_task")
-    @classmethod
-    def _check_from_task(cls, value: str | None) -> str | None:
-        return None if value is None else check_task_id(value)
-
-    @model_validator(mode="after")
-    def _exactly_one_source(self) -> Self:
-        if self.url is not None and self.from_task is not None:
-            raise _invalid("url, from_task: give exactly one of them, not both")
-        if self.url is None and self.from_task is None:
-            raise _invalid(
-                "url, from_task: give exactly one: url (a video URL) or from_task (the task_id of a video made earlier)"
-            )
-        return self
-
-    def to_payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": self.model, "timestamps": self.timestamps}
-        if self.url is not None:
-            payload["url"] = self.url
-        else:
-            payload["from_task"] = self.from_task
-        return payload
-
-
-CreateRequest = VideoRequest | CharacterRequest | RemixRequest
-"""Every request that creates, and bills, a task."""
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, each naming the argument, e.g. ``duration: sora-2 allows 10 or 15 seconds``."""
-    lines = []
-    for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"])
-        lines.append(f"{field}: {item['msg']}" if field else item["msg"])
-    return "; ".join(lines)
 
 
 # --------------------------------------------------------------------------------------------- tool results
@@ -504,72 +295,4 @@ def parse_task(raw: Mapping[str, Any], kind: TaskKind, *, now: float, task_id: s
         characters=characters,
         error=_error(fail_reason, status),
         upstream_status=upstream_status or None,
-    )
-
-
-# --------------------------------------------------------------------------------------------- guidance
-
-QUEUED_POLL_SECONDS = 10
-RUNNING_POLL_SECONDS = 15
-MIN_POLL_SECONDS = 5
-MAX_POLL_SECONDS = 30
-SUGGESTED_WAIT_SECONDS = 50
-
-
-def suggest_next_poll(task: Task, now: float) -> int | None:
-    """Seconds an agent polling without ``wait_seconds`` should pause; None once the task is finished."""
-    if task.is_terminal:
-        return None
-    remaining: float | None = task.eta_seconds
-    if remaining is None and task.progress > 0 and task.created_at is not None:
-        elapsed = now - task.created_at
-        if elapsed > 0:
-            remaining = elapsed * (100 - task.progress) / task.progress
-    if remaining is None:
-        return QUEUED_POLL_SECONDS if task.status == "queued" else RUNNING_POLL_SECONDS
-    return int(max(MIN_POLL_SECONDS, min(MAX_POLL_SECONDS, remaining)))
-
-
-def format_utc(timestamp: float) -> str:
-    """``2026-01-15 08:48 UTC``: a time for hints, unambiguous in every time zone."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def describe_next_step(task: Task) -> str:
-    """The one-sentence ``hint`` telling the calling model what to do next."""
-    if task.status == "completed" and task.kind == "video":
-        keep = f" The URL expires at {format_utc(task.expires_at)}" if task.expires_at else " Result URLs expire (24 h)"
-        return (
-            "The video is ready: give the user video_url." + keep + ", so if the user wants to keep the file, "
-            f"call download_video with task_id='{task.task_id}' before then."
-        )
-    if task.status == "completed":
-        mentions = " ".join(c.mention for c in task.characters if c.mention)
-        if mentions:
-            return f"The character is ready: write {mentions} in a create_video prompt to cast it."
-        return "The character task completed but the gateway returned no username; check the task on the gateway."
-    if task.status == "failed":
-        reason = task.error.message if task.error else "no reason given"
-        return (
-            f"The task failed ({reason}). Nothing more will happen to it. A new attempt is a new paid task: "
-            "ask the user before creating one, adjusting the prompt or inputs if the reason points at them."
-        )
-    waiting = (
-        f"Call get_task with task_id='{task.task_id}' and wait_seconds={SUGGESTED_WAIT_SECONDS} to wait for it "
-        "(or poll again in next_poll_seconds); do not create it again."
-    )
-    if task.status == "unknown":
-        return f"The gateway reports an unrecognized status '{task.upstream_status}'. " + waiting
-    noun = "video" if task.kind == "video" else "character"
-    state = "is queued" if task.status == "queued" else f"is rendering ({task.progress}%)"
-    return f"The {noun} {state}. " + waiting
-
-
-def with_guidance(task: Task, *, now: float, sandbox: bool = False) -> Task:
-    """Fill ``next_poll_seconds`` and ``hint`` (and the sandbox marker) on a parsed task."""
-    hint = describe_next_step(task)
-    if sandbox:
-        hint = "[Sandbox: simulated task, nothing was billed] " + hint
-    return task.model_copy(
-        update={"next_poll_seconds": suggest_next_poll(task, now), "hint": hint, "sandbox": True if sandbox else None}
     )

@@ -27,27 +27,36 @@ content policy"}`, as a content-policy rejection does.
 """
 
 import json
-import math
-import re
 import secrets
-import socket
 import string
 import time
-from collections.abc import AsyncIterator, Callable, Generator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
+
+from sora_mcp.embedded import serve_app
+from sora_mcp.sandbox_rules import (
+    SandboxError,
+    check_duration,
+    check_images,
+    check_metadata,
+    check_model,
+    check_prompt,
+    check_size,
+    check_timestamps,
+    invalid,
+    is_http_url,
+)
 
 __all__ = [
     "FAIL_TOKEN",
@@ -57,7 +66,6 @@ __all__ = [
     "SandboxTask",
     "TaskKind",
     "TaskStatus",
-    "serve_app",
     "serve_sandbox",
 ]
 
@@ -70,36 +78,13 @@ FAIL_TOKEN = "[fail]"
 """A prompt containing this token makes its video task fail."""
 
 _FAILURE = {"code": "generation_failed", "message": "Generation failed: Content violates the content policy"}
-_MODELS = ("sora-2", "sora-2-pro")
 _DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (10, 15, 25)}
 _REMIX_DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (15, 25)}
-_SIZES = ("16:9", "9:16", "1:1")
-_STYLES = ("comic", "news", "anime", "selfie", "nostalgic", "thanksgiving")
-_METADATA_FLAGS = ("watermark", "private", "storyboard", "thumbnail")
 _QUEUED_FRACTION = 0.15
 _RESULT_TTL_S = 86400
 _MEDIA_TYPES = {"mp4": "video/mp4", "jpg": "image/jpeg"}
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CHARACTER_NAMES = ("Turbo Whiskers", "Captain Pixel", "Luna Sprocket", "Baron Barkley", "Cruising Kitty")
-_DATA_IMAGE = re.compile(r"data:image/[\w.+-]+;base64,[A-Za-z0-9+/=\s]+")
-
-
-class SandboxError(Exception):
-    """An error the gateway answers with its error envelope and an HTTP status."""
-
-    def __init__(self, status: int, message: str, error_type: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_type = error_type
-
-    def envelope(self) -> JSON:
-        """The response body: `{"error": {"code": <status>, "message": ..., "type": ...}}`."""
-        return {"error": {"code": self.status, "message": self.message, "type": self.error_type}}
-
-
-def _invalid(detail: str) -> SandboxError:
-    return SandboxError(400, f"Invalid request parameters: {detail}", "invalid_request_error")
 
 
 def _task_not_found() -> SandboxError:
@@ -161,33 +146,33 @@ class SandboxGateway:
         With a `prompt` it is a video; without one, `url` or `from_task` plus `timestamps` ask for a character.
         """
         if not isinstance(body, dict):
-            raise _invalid("request body must be a JSON object")
-        model = _check_model(body)
+            raise invalid("request body must be a JSON object")
+        model = check_model(body)
         if "prompt" not in body and ("url" in body or "from_task" in body):
             self._check_character_source(body)
-            _check_timestamps(body.get("timestamps"))
+            check_timestamps(body.get("timestamps"))
             return self._start("character", model, body)
-        prompt = _check_prompt(body, "prompt is required (or url/from_task with timestamps to create a character)")
-        _check_duration(body, model, _DURATIONS)
-        _check_size(body)
-        _check_images(body)
-        _check_metadata(body)
+        prompt = check_prompt(body, "prompt is required (or url/from_task with timestamps to create a character)")
+        check_duration(body, model, _DURATIONS)
+        check_size(body)
+        check_images(body)
+        check_metadata(body)
         return self._start("video", model, body, fails=FAIL_TOKEN in prompt.lower())
 
     def remix(self, source_id: str, body: Any) -> JSON:
         """Validate a `POST /v1/videos/{source_id}/remix` body and start a new video task."""
         if not isinstance(body, dict):
-            raise _invalid("request body must be a JSON object")
+            raise invalid("request body must be a JSON object")
         source = self._find(source_id, "video")
         status, _ = self.status_of(source)
         if status != "completed":
-            raise _invalid(f"only completed videos can be remixed, task {source_id} is {status}")
+            raise invalid(f"only completed videos can be remixed, task {source_id} is {status}")
         if (source.request.get("metadata") or {}).get("private") is True:
-            raise _invalid("private videos cannot be remixed")
-        model = _check_model(body)
-        prompt = _check_prompt(body, "prompt is required")
-        _check_duration(body, model, _REMIX_DURATIONS)
-        _check_size(body)
+            raise invalid("private videos cannot be remixed")
+        model = check_model(body)
+        prompt = check_prompt(body, "prompt is required")
+        check_duration(body, model, _REMIX_DURATIONS)
+        check_size(body)
         return self._start("video", model, body, fails=FAIL_TOKEN in prompt.lower())
 
     def video_status(self, task_id: str, media_base: str) -> JSON:
@@ -288,13 +273,13 @@ class SandboxGateway:
 
     def _check_character_source(self, body: JSON) -> None:
         if "url" in body and "from_task" in body:
-            raise _invalid("give exactly one of url or from_task")
-        if "url" in body and not _is_http_url(body["url"]):
-            raise _invalid("url must be the http(s) URL of a video")
+            raise invalid("give exactly one of url or from_task")
+        if "url" in body and not is_http_url(body["url"]):
+            raise invalid("url must be the http(s) URL of a video")
         if "from_task" in body:
             source = self.tasks.get(body["from_task"]) if isinstance(body["from_task"], str) else None
             if source is None or source.kind != "video" or self.status_of(source)[0] != "completed":
-                raise _invalid(f"from_task must name a completed video task, got {json.dumps(body['from_task'])}")
+                raise invalid(f"from_task must name a completed video task, got {json.dumps(body['from_task'])}")
 
     def _find(self, task_id: str, kind: TaskKind) -> SandboxTask:
         task = self.tasks.get(task_id)
@@ -359,7 +344,7 @@ async def _json_body(request: Request) -> Any:
     try:
         return json.loads(await request.body())
     except ValueError:
-        raise _invalid("request body must be valid JSON") from None
+        raise invalid("request body must be valid JSON") from None
 
 
 async def _error_response(request: Request, exc: Exception) -> Response:
@@ -370,92 +355,6 @@ async def _error_response(request: Request, exc: Exception) -> Response:
         )
     assert isinstance(exc, SandboxError)
     return JSONResponse(exc.envelope(), status_code=exc.status)
-
-
-# Validation of request bodies
-
-
-def _check_model(body: JSON) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or model not in _MODELS:
-        raise _invalid(f"model must be one of {', '.join(_MODELS)}, got {json.dumps(model)}")
-    return model
-
-
-def _check_prompt(body: JSON, missing: str) -> str:
-    if "prompt" not in body:
-        raise _invalid(missing)
-    prompt = body["prompt"]
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise _invalid("prompt must be a non-empty string")
-    return prompt
-
-
-def _check_duration(body: JSON, model: str, allowed: dict[str, tuple[int, ...]]) -> None:
-    duration = body.get("duration")
-    if duration is None:
-        return
-    if isinstance(duration, bool) or not isinstance(duration, int):
-        raise _invalid(f"duration must be an integer number of seconds, got {json.dumps(duration)}")
-    if duration not in allowed[model]:
-        choices = ", ".join(map(str, allowed[model]))
-        raise _invalid(f"duration for {model} must be one of {choices}, got {duration}")
-
-
-def _check_size(body: JSON) -> None:
-    size = body.get("size")
-    if size is not None and size not in _SIZES:
-        raise _invalid(f"size must be one of {', '.join(_SIZES)}, got {json.dumps(size)}")
-
-
-def _check_images(body: JSON) -> None:
-    images = body.get("images")
-    if images is None:
-        return
-    if not isinstance(images, list):
-        raise _invalid("images must be a list of image URLs or base64 data URIs")
-    for index, image in enumerate(images):
-        if not (_is_http_url(image) or (isinstance(image, str) and _DATA_IMAGE.fullmatch(image))):
-            raise _invalid(f"images[{index}] must be an http(s) URL or a data:image/...;base64,... URI")
-
-
-def _check_metadata(body: JSON) -> None:
-    metadata = body.get("metadata")
-    if metadata is None:
-        return
-    if not isinstance(metadata, dict):
-        raise _invalid("metadata must be an object")
-    style = metadata.get("style")
-    if style is not None and style not in _STYLES:
-        raise _invalid(f"metadata.style must be one of {', '.join(_STYLES)}, got {json.dumps(style)}")
-    for flag in _METADATA_FLAGS:
-        if metadata.get(flag) is not None and not isinstance(metadata[flag], bool):
-            raise _invalid(f"metadata.{flag} must be a boolean")
-
-
-def _check_timestamps(value: Any) -> None:
-    malformed = _invalid('timestamps must be "start,end" in seconds, e.g. "1,3"')
-    if not isinstance(value, str):
-        raise malformed
-    try:
-        start, end = (float(part) for part in value.split(","))
-    except ValueError:
-        raise malformed from None
-    if not (math.isfinite(start) and math.isfinite(end)):
-        raise malformed
-    if start < 0:
-        raise _invalid("timestamps start must not be negative")
-    if end <= start:
-        raise _invalid("timestamps end must be after start")
-    if not 1 <= end - start <= 3:
-        raise _invalid("timestamps range must be between 1-3 seconds")
-
-
-def _is_http_url(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    url = urlsplit(value)
-    return url.scheme in ("http", "https") and bool(url.netloc)
 
 
 # Identifiers and media
@@ -484,48 +383,6 @@ def _asset(name: str) -> bytes:
 
 
 # Serving
-
-
-@asynccontextmanager
-async def serve_app(
-    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, lifespan: bool = False
-) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn in the current event loop; yield its base URL.
-
-    Safe inside a stdio MCP server: uvicorn configures no logging, writes no access log and
-    installs no signal handlers. Port 0 picks a free port. ``lifespan`` runs the app's lifespan
-    (the MCP HTTP app needs it). Shuts down on exit.
-    """
-    import uvicorn  # only sandbox mode and tests pay for importing the server
-
-    class EmbeddedServer(uvicorn.Server):
-        @contextmanager
-        def capture_signals(self) -> Generator[None, None, None]:
-            yield  # the host application owns the signals
-
-    # No websockets (nothing to import), and at most 2 s for open requests to finish on exit.
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        lifespan="on" if lifespan else "off",
-        ws="none",
-        timeout_graceful_shutdown=2,
-    )
-    server = EmbeddedServer(config)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.create_server((host, port), family=family) as sock:
-        # uvicorn leaves pre-bound sockets without TCP_NODELAY (accepted ones inherit it from here); without
-        # it every response waits ~40 ms for a delayed ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        bound_port = sock.getsockname()[1]
-        url = f"http://[{host}]:{bound_port}" if family == socket.AF_INET6 else f"http://{host}:{bound_port}"
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve, [sock])
-            try:
-                yield url
-            finally:
-                server.should_exit = True
 
 
 @asynccontextmanager

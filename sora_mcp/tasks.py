@@ -7,37 +7,30 @@
 * ``get_task``: the journal picks the endpoint, the client reads (and waits), the journal keeps the state;
 * ``list_tasks``: the journal's rows, optionally re-read from the gateway.
 
-``TaskBook`` is the read-only half (the journal described as ``Task`` results), which needs no gateway client.
+Every answer is a :class:`TaskOutcome`: the task plus the facts around it (reused, linked to a lost submission,
+read from the journal because the gateway failed, not recorded...). The service writes no sentences; the MCP
+face turns outcomes into hints (``server/guidance.py``).
 
 The money rule when the journal fails: if the write-ahead cannot be recorded although the journal worked earlier
 in this process, nothing is sent (a transient fault; trying again is safe and free). If the journal has not
-worked since start-up (a read-only home, say; the log said so at start), creates go ahead and their result
+worked since start-up (a read-only home, say; the log said so at start), creates go ahead and their outcome
 says they are not recorded: refusing every create would make the server useless until someone fixes the file.
 """
 
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import anyio
 
-from sora_mcp.client import MAX_RETRY_AFTER_SECONDS, ProgressCallback, SoraClient
+from sora_mcp.client import MAX_RETRY_AFTER_SECONDS, BoundedDict, ProgressCallback, SoraClient
 from sora_mcp.config import Settings
+from sora_mcp.create_requests import CreateRequest
 from sora_mcp.errors import CreateOutcomeUnknownError, JournalError, SoraError
 from sora_mcp.journal import Journal, JournalEntry, Submission, task_snapshot
-from sora_mcp.models import (
-    CreateRequest,
-    RemixRequest,
-    Task,
-    TaskKind,
-    TaskStatus,
-    VideoRequest,
-    format_utc,
-    with_guidance,
-)
+from sora_mcp.models import Task, TaskKind, TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -63,118 +56,132 @@ def in_flight_seconds(settings: Settings) -> float:
     return (settings.timeout + MAX_RETRY_AFTER_SECONDS) * (settings.max_retries + 1)
 
 
-@dataclass(frozen=True)
+class TaskOutcome(NamedTuple):
+    """A task as a service call found it, with the facts the MCP face explains. No prose here.
+
+    ``task`` holds what the gateway (or the journal) knows; its ``hint`` is empty until the face renders it.
+    """
+
+    task: Task
+    entry: JournalEntry | None = None
+    """The journal row, when ``task`` is its last known state rather than a fresh gateway read."""
+    sending: bool = False
+    """For a row whose outcome is unknown: a live process is sending its create right now."""
+    read_error: str | None = None
+    """Why the gateway could not be read, when the last known state stands in for a fresh read."""
+    poll_error: str | None = None
+    """A poll that failed during a wait, which ended the wait early with the last known state."""
+    wait_error: str | None = None
+    """A wait after a create that failed (the create itself succeeded)."""
+    linked_at: float | None = None
+    """When the lost submission this task turned out to answer was sent (the journal just linked them)."""
+    reused_at: float | None = None
+    """When the earlier identical request that a create returned instead was sent."""
+    tool: str | None = None
+    """The create tool of the request (for advice on deliberate repeats)."""
+    unrecorded: str | None = None
+    """Why the journal could not record this created task (the create went ahead)."""
+    unrecorded_at_start: bool = False
+    """``unrecorded`` because the journal has not worked since start-up (so the write-ahead was skipped)."""
+
+    @property
+    def reused(self) -> bool:
+        return self.reused_at is not None
+
+    @property
+    def linked(self) -> bool:
+        return self.linked_at is not None
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.entry is not None and self.entry.outcome_unknown
+
+
 class TaskBook:
-    """The journal of one gateway, read as ``Task`` results with hints. Never calls the gateway."""
+    """The journal of one gateway scope, read as outcomes. Never calls the gateway (the ``tasks://recent``
+    resource reads it without a client)."""
 
-    journal: Journal
-    gateway: str
-    in_flight_seconds: float
-    sandbox: bool = False
-    clock: Callable[[], float] = time.time
-
-    @classmethod
-    def for_settings(
-        cls, journal: Journal, settings: Settings, *, clock: Callable[[], float] = time.time
-    ) -> "TaskBook":
-        return cls(journal, gateway_scope(settings), in_flight_seconds(settings), settings.sandbox, clock)
+    def __init__(
+        self, journal: Journal, settings: Settings, *, scope: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.journal = journal
+        self.scope = scope
+        """The gateway scope of this server's rows (:func:`gateway_scope`; fixed for the server's life)."""
+        self.in_flight_seconds = in_flight_seconds(settings)
+        self._clock = clock
 
     async def recent(
         self, *, limit: int = 20, kind: TaskKind | None = None, status: TaskStatus | None = None
-    ) -> list[Task]:
-        """The latest tasks and submissions, newest first, with their last known state."""
-        entries = await self.journal.recent(gateway=self.gateway, limit=limit, kind=kind, status=status)
-        return [self.describe(entry) for entry in entries]
+    ) -> list[JournalEntry]:
+        """The latest rows of this scope, newest first."""
+        return await self.journal.recent(gateway=self.scope, limit=limit, kind=kind, status=status)
 
-    def describe(self, entry: JournalEntry, *, note: str = "") -> Task:
-        """A journal row as a ``Task`` whose hint says what the row means now."""
-        now = self.clock()
-        task = entry.task()
-        if entry.outcome_unknown:
-            hint = self._unknown_hint(entry, now)
-        else:
-            task = with_guidance(task, now=now)
-            hint = task.hint
-            if task.status == "completed" and task.video_url and task.expires_at and task.expires_at < now:
-                hint = (
-                    f"The video was ready, but its URL expired at {format_utc(task.expires_at)}: it cannot be "
-                    "downloaded any more."
-                )
-            elif not task.is_terminal:
-                hint = f"Last known state, from {format_utc(entry.updated_at)}. " + hint
-        if self.sandbox:
-            hint = "[Sandbox: simulated task, nothing was billed] " + hint
-        return task.model_copy(update={"hint": note + hint, "sandbox": True if self.sandbox else None})
-
-    def _unknown_hint(self, entry: JournalEntry, now: float) -> str:
-        noun = entry.kind
-        tool = entry.tool or f"create_{entry.kind}"
-        sent = format_utc(entry.submitted_at or entry.recorded_at)
-        in_flight = now - (entry.submitted_at or 0) < self.in_flight_seconds
-        if entry.state == "submitting" and in_flight and entry.sender_alive:
-            return (
-                f"This {noun} request is being sent right now (by this or another sora-mcp process, since {sent}). "
-                "Call list_tasks again in a few seconds to get its task_id; do not create it again."
-            )
-        reason = entry.unknown_reason or "the process that sent it stopped before the gateway answered"
-        return (
-            f"The outcome of this {noun} request, sent at {sent}, is unknown ({reason}): the gateway may have "
-            "created, and billed, a task whose id never arrived. The gateway cannot list tasks, so sora-mcp cannot "
-            "check: tell the user, who can look for the task in the gateway's dashboard; if they find its id, call "
-            f"get_task with it and the journal links it to this request. Only if the user wants a new task anyway, "
-            f"call {tool} again with allow_duplicate=true (it costs money again)."
-        )
+    def outcome(self, entry: JournalEntry, *, read_error: str | None = None) -> TaskOutcome:
+        """A journal row as an outcome: its last known state, and whether its create is being sent right now."""
+        in_flight = self._clock() - (entry.submitted_at or 0) < self.in_flight_seconds
+        sending = entry.state == "submitting" and in_flight and entry.sender_alive
+        return TaskOutcome(entry.task(), entry=entry, sending=sending, read_error=read_error)
 
 
 class TaskService:
-    """The tools' way to the gateway: ``SoraClient`` calls recorded in the task journal."""
+    """The tools' way to the gateway: ``SoraClient`` calls recorded in the task journal of one gateway scope."""
 
-    def __init__(self, client: SoraClient, book: TaskBook, *, duplicate_window: float) -> None:
+    def __init__(self, client: SoraClient, book: TaskBook, settings: Settings) -> None:
         self.client = client
         self.book = book
-        self._journal = book.journal
-        self._window = duplicate_window
+        self.journal = book.journal
+        self.scope = book.scope
+        self._window = settings.duplicate_window
         self._link_window = book.in_flight_seconds + CLOCK_SKEW_SECONDS
-        self._recorded: OrderedDict[str, str] = OrderedDict()
+        self._recorded: BoundedDict[str, str] = BoundedDict(RECORDED_LIMIT)
         """task_id -> the snapshot this process last recorded: a poll that saw nothing new costs no journal write
         (a thread hop and a write transaction, most of a poll's time). The client remembers each task's kind."""
 
     # ------------------------------------------------------------------------------------------- create
 
-    async def create(self, request: CreateRequest, *, allow_duplicate: bool = False) -> Task:
+    async def create(self, request: CreateRequest, *, allow_duplicate: bool = False) -> TaskOutcome:
         """Create a task unless the same request was made within the duplicate window (then return that one).
 
         Raises the client's errors; ``CreateOutcomeUnknownError.journaled`` tells whether the journal holds the
         submission. Raises ``JournalError`` without sending anything when the write-ahead fails (see module doc).
         """
-        submission = Submission.of(request)
-        note = ""
+        payload = request.to_payload()  # built once: the journal records exactly what the client sends
+        submission = Submission.of(request, payload)
+        unrecorded: str | None = None
         row_id: int | None = None
         try:
-            claim = await self._journal.claim(
-                submission, gateway=self.book.gateway, window=0.0 if allow_duplicate else self._window
+            claim = await self.journal.claim(
+                submission, gateway=self.scope, window=0.0 if allow_duplicate else self._window
             )
         except JournalError as exc:
-            if self._journal.ever_opened:
+            if self.journal.ever_opened:
                 raise JournalError(
                     f"Nothing was sent to the gateway, so nothing was billed: sora-mcp does not spend money on a "
                     f"task it cannot record. {exc} Then call {submission.tool} again.",
                     path=exc.path,
                 ) from exc
             logger.warning("Creating a %s task without recording it: %s", submission.kind, exc)
-            note = f" Note: this task is not recorded in the task journal ({exc}), so keep its task_id."
+            unrecorded = str(exc)
         else:
             if claim.duplicate:
                 return await self._reuse(claim.entry, submission)
             row_id = claim.entry.row_id
 
+        task = await self._send(request, payload, row_id)
+        if unrecorded is not None:
+            return TaskOutcome(task, unrecorded=unrecorded, unrecorded_at_start=True)
+        assert row_id is not None
         try:
-            if isinstance(request, VideoRequest):
-                task = await self.client.create_video(request)
-            elif isinstance(request, RemixRequest):
-                task = await self.client.remix_video(request)
-            else:
-                task = await self.client.create_character(request)
+            await self.journal.record_created(row_id, task)
+        except JournalError as exc:
+            logger.error("Task %s was created but the journal could not record it: %s", task.task_id, exc)
+            return TaskOutcome(task, unrecorded=str(exc))
+        return TaskOutcome(task)
+
+    async def _send(self, request: CreateRequest, payload: dict[str, object], row_id: int | None) -> Task:
+        """The create POST, with the journal row ``row_id`` marked by how it ended."""
+        try:
+            return await self.client.create(request, payload)
         except CreateOutcomeUnknownError as exc:
             if row_id is not None:
                 await self._record_unknown(row_id, str(exc.cause))
@@ -190,55 +197,32 @@ class TaskService:
                     await self._record_unknown(row_id, "the create call was cancelled before the gateway answered")
             raise
 
-        if row_id is not None:
-            try:
-                await self._journal.record_created(row_id, task)
-            except JournalError as exc:
-                logger.error("Task %s was created but the journal could not record it: %s", task.task_id, exc)
-                note = f" Note: the task journal could not record this task ({exc}), so keep its task_id."
-        return task.model_copy(update={"hint": task.hint + note}) if note else task
-
-    async def _reuse(self, entry: JournalEntry, submission: Submission) -> Task:
+    async def _reuse(self, entry: JournalEntry, submission: Submission) -> TaskOutcome:
         """The answer to a duplicate request: the earlier task (freshly read when possible), marked ``reused``."""
-        ago = _ago(self.book.clock() - (entry.submitted_at or entry.recorded_at))
-        again = (
-            f"Only if the user wants another one on purpose, call {submission.tool} with allow_duplicate=true "
-            "(it costs money again)."
-        )
-        if entry.outcome_unknown or entry.task_id is None:
-            task = self.book.describe(entry)
-            hint = f"Nothing was sent: an identical {submission.tool} request was made {ago}. {task.hint}"
-            if "allow_duplicate" not in hint:
-                hint += " " + again
-        else:
-            task = await self._refreshed(entry)
-            hint = (
-                f"Nothing was sent and nothing billed again: an identical {submission.tool} request was made {ago}, "
-                f"and this is its task. {task.hint} {again}"
-            )
+        found = self.book.outcome(entry) if entry.task_id is None else await self._refreshed(entry)
         submitted_at = None if entry.submitted_at is None else int(entry.submitted_at)
-        return task.model_copy(update={"reused": True, "hint": hint, "submitted_at": submitted_at, "prompt": None})
+        task = found.task.model_copy(update={"reused": True, "submitted_at": submitted_at, "prompt": None})
+        return found._replace(task=task, reused_at=entry.submitted_at or entry.recorded_at, tool=submission.tool)
 
-    async def _refreshed(self, entry: JournalEntry) -> Task:
+    async def _refreshed(self, entry: JournalEntry) -> TaskOutcome:
         """The task of ``entry`` read from the gateway now, or its last known state if that read fails."""
         assert entry.task_id is not None
         try:
             task = await self.client.get_task(entry.task_id, kind=entry.kind)
         except SoraError as exc:
             logger.warning("Reading task %s failed; using its last known state: %s", entry.task_id, exc)
-            return self.book.describe(entry, note=f"Could not read it just now ({exc}). ")
-        await self._observe(task)
-        return task
+            return self.book.outcome(entry, read_error=str(exc))
+        return await self._observe(task)
 
     async def _record_unknown(self, row_id: int, reason: str) -> None:
         try:
-            await self._journal.record_unknown(row_id, reason)
+            await self.journal.record_unknown(row_id, reason)
         except JournalError as exc:  # the row stays 'submitting', which list_tasks shows as unknown too
             logger.error("Could not mark journal row %d as outcome unknown: %s", row_id, exc)
 
     async def _discard(self, row_id: int) -> None:
         try:
-            await self._journal.discard(row_id)
+            await self.journal.discard(row_id)
         except JournalError as exc:
             logger.error("Could not remove journal row %d of a refused create: %s", row_id, exc)
 
@@ -246,24 +230,25 @@ class TaskService:
 
     async def get_task(
         self, task_id: str, *, wait_seconds: float = 0, on_progress: ProgressCallback | None = None
-    ) -> Task:
+    ) -> TaskOutcome:
         """Read (and optionally wait for) a task; the journal picks the endpoint and keeps the state seen."""
         kind = await self._known_kind(task_id)
-        task = await self.client.wait_for_task(task_id, wait_seconds=wait_seconds, on_progress=on_progress, kind=kind)
-        return await self._observe(task)
+        waited = await self.client.wait_for_task(task_id, wait_seconds=wait_seconds, on_progress=on_progress, kind=kind)
+        outcome = await self._observe(waited.task)
+        return outcome._replace(poll_error=waited.poll_error)
 
-    async def task_state(self, task_id: str) -> Task:
+    async def task_state(self, task_id: str) -> TaskOutcome:
         """The task read from the gateway, or, when that fails and the journal knows it, its last known state."""
         try:
             return await self.get_task(task_id)
         except SoraError as exc:
             try:
-                entry = await self._journal.get(task_id)
+                entry = await self.journal.get(task_id)
             except JournalError:
                 entry = None
             if entry is None:
                 raise
-            return self.book.describe(entry, note=f"Reading the gateway failed ({exc}). ")
+            return self.book.outcome(entry, read_error=str(exc))
 
     async def list_tasks(
         self,
@@ -272,75 +257,57 @@ class TaskService:
         kind: TaskKind | None = None,
         status: TaskStatus | None = None,
         refresh: bool = False,
-    ) -> list[Task]:
+    ) -> list[TaskOutcome]:
         """Recent tasks, newest first; with ``refresh``, unfinished ones are read from the gateway first."""
-        entries = await self._journal.recent(gateway=self.book.gateway, limit=limit, kind=kind, status=status)
+        entries = await self.book.recent(limit=limit, kind=kind, status=status)
         if not refresh:
-            return [self.book.describe(entry) for entry in entries]
-        results: list[Task | None] = [None] * len(entries)
+            return [self.book.outcome(entry) for entry in entries]
+        results: list[TaskOutcome | None] = [None] * len(entries)
         limiter = anyio.CapacityLimiter(REFRESH_CONCURRENCY)
 
         async def refresh_one(index: int, entry: JournalEntry) -> None:
             async with limiter:
-                task = await self._refreshed(entry)
+                found = await self._refreshed(entry)
             submitted_at = None if entry.submitted_at is None else int(entry.submitted_at)
-            results[index] = task.model_copy(update={"prompt": entry.prompt, "submitted_at": submitted_at})
+            task = found.task.model_copy(update={"prompt": entry.prompt, "submitted_at": submitted_at})
+            results[index] = found._replace(task=task)
 
         async with anyio.create_task_group() as group:
             for index, entry in enumerate(entries):
                 if entry.task_id is not None and not (entry.snapshot and entry.snapshot.is_terminal):
                     group.start_soon(refresh_one, index, entry)
                 else:
-                    results[index] = self.book.describe(entry)
-        return [task for task in results if task is not None]
+                    results[index] = self.book.outcome(entry)
+        return [result for result in results if result is not None]
 
     async def _known_kind(self, task_id: str) -> TaskKind | None:
         if (known := self.client.known_kind(task_id)) is not None:
             return known
         try:
-            entry = await self._journal.get(task_id)
+            entry = await self.journal.get(task_id)
         except JournalError as exc:
             logger.debug("Journal lookup of %s failed: %s", task_id, exc)
             return None
         return None if entry is None else entry.kind
 
-    async def _observe(self, task: Task) -> Task:
+    async def _observe(self, task: Task) -> TaskOutcome:
         """Record a task just read; if it turns out to be the result of a lost submission, say so."""
         if not task.task_id:
-            return task
+            return TaskOutcome(task)
         snapshot = task_snapshot(task)
         if self._recorded.get(task.task_id) == snapshot:
-            return task  # this process recorded (or is recording) exactly this state
+            return TaskOutcome(task)  # this process recorded (or is recording) exactly this state
         # Claimed before the write, so concurrent polls seeing the same state do not queue the same write.
-        self._remember(task.task_id, snapshot)
+        self._recorded.remember(task.task_id, snapshot)
         try:
-            observation = await self._journal.observe(task, gateway=self.book.gateway, link_window=self._link_window)
+            observation = await self.journal.observe(task, gateway=self.scope, link_window=self._link_window)
         except JournalError as exc:
             logger.warning("Could not record the state of task %s: %s", task.task_id, exc)
             self._recorded.pop(task.task_id, None)
-            return task
+            return TaskOutcome(task)
         except BaseException:  # cancelled mid-write: the next poll records it
             self._recorded.pop(task.task_id, None)
             raise
         if not observation.linked:
-            return task
-        sent = format_utc(observation.entry.submitted_at or observation.entry.recorded_at)
-        return task.model_copy(
-            update={
-                "hint": f"This is the task of the {task.kind} request sent at {sent} whose outcome was unknown; "
-                "the journal now records it. " + task.hint
-            }
-        )
-
-    def _remember(self, task_id: str, snapshot: str) -> None:
-        self._recorded[task_id] = snapshot
-        self._recorded.move_to_end(task_id)
-        while len(self._recorded) > RECORDED_LIMIT:
-            self._recorded.popitem(last=False)
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 90:
-        return f"{seconds} s ago"
-    return f"{round(seconds / 60)} min ago"
+            return TaskOutcome(task)
+        return TaskOutcome(task, linked_at=observation.entry.submitted_at or observation.entry.recorded_at)

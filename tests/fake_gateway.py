@@ -36,7 +36,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sora_mcp.sandbox import Dialect, SandboxError, SandboxGateway, serve_app
+from sora_mcp.embedded import serve_app
+from sora_mcp.sandbox import Dialect, SandboxError, SandboxGateway
 
 _ERRORS = {
     400: ("Invalid request parameters", "invalid_request_error"),

@@ -32,8 +32,8 @@ from sora_mcp import __version__
 from sora_mcp.__main__ import main
 from sora_mcp.client import GATEWAY_CONNECTIONS
 from sora_mcp.config import Settings
+from sora_mcp.embedded import serve_app
 from sora_mcp.http import HttpConfigError, HttpTransport, check_exposure, create_app, is_loopback
-from sora_mcp.sandbox import serve_app
 from sora_mcp.server import build_server
 
 pytestmark = pytest.mark.anyio
@@ -304,6 +304,7 @@ async def test_the_mcp_client_reports_a_missing_token_with_the_servers_message(g
     ],
     ids=["no-allowed-hosts", "no-token"],
 )
+@pytest.mark.slow
 def test_a_non_loopback_host_without_protection_refuses_to_start(args: list[str], fixes: list[str]) -> None:
     """`sora-mcp` on a non-loopback --host exits 2 before binding, without allowed hosts or without a token,
     with a message naming the option and the variable that fix it."""
@@ -523,6 +524,7 @@ def test_options_the_transport_would_ignore_are_usage_errors(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_stdio_path_imports_only_what_start_up_needs() -> None:
     """Building the stdio server imports neither sora_mcp's HTTP transports, nor the sandbox, nor the download code
     (loaded on first use): every import is start-up time in the user's editor."""
@@ -574,6 +576,7 @@ async def eventually(predicate: Callable[[], bool]) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.slow
 async def test_stateless_replicas_serve_a_create_on_one_and_its_get_task_on_the_other(mode: str) -> None:
     """Two stateless replicas (`sora-mcp --stateless` and `uvicorn --factory sora_mcp.http:create_app`) behind
     a balancer that alternates requests: a client creates on one and waits for the task on the other."""
@@ -605,6 +608,7 @@ async def test_stateless_replicas_serve_a_create_on_one_and_its_get_task_on_the_
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.slow
 async def test_sigterm_ends_waits_at_once_lets_a_create_finish_and_exits_0(mode: str) -> None:
     """SIGTERM during a get_task(wait_seconds=30) and a slow create: the wait returns the task's state at once,
     the create still answers its task id, the process exits 0 within seconds, no traceback, the port is free."""

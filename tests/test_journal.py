@@ -9,9 +9,10 @@ import pytest
 from conftest import read_only_directory
 from fake_gateway import ManualClock
 
+from sora_mcp.create_requests import CharacterRequest, VideoRequest
 from sora_mcp.errors import JournalError
 from sora_mcp.journal import JOURNAL_FILENAME, SCHEMA_VERSION, Journal, Submission, journal_path
-from sora_mcp.models import CharacterRequest, Task, VideoRequest
+from sora_mcp.models import Task
 
 pytestmark = pytest.mark.anyio
 

@@ -24,7 +24,7 @@ from mcp.types import CallToolResult, TextContent
 
 from sora_mcp.journal import JOURNAL_FILENAME
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real subprocesses
 
 CREATE = "/v1/videos/generations"
 
@@ -252,6 +252,6 @@ async def test_a_broken_journal_is_reported_at_start_up_and_the_server_still_ser
     assert listed["isError"] is True
     assert listed["content"][0]["text"].startswith("Error executing tool list_tasks: " + expected)
     assert read["structuredContent"]["task_id"] == task_id
-    warning = next(line for line in stderr.splitlines() if "WARNING sora_mcp.server:" in line)
-    assert warning.split("WARNING sora_mcp.server: ", 1)[1].startswith(expected)
+    warning = next(line for line in stderr.splitlines() if "WARNING sora_mcp.server.app:" in line)
+    assert warning.split("WARNING sora_mcp.server.app: ", 1)[1].startswith(expected)
     assert warning.endswith("Until then tasks are not recorded, and list_tasks cannot answer.")

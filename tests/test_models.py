@@ -5,15 +5,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sora_mcp.models import (
-    CharacterRequest,
-    Task,
-    VideoRequest,
-    describe_validation_error,
-    parse_task,
-    suggest_next_poll,
-    with_guidance,
-)
+from sora_mcp.create_requests import CharacterRequest, VideoRequest, describe_validation_error
+from sora_mcp.models import Task, parse_task
 
 NOW = 1_768_380_300.0
 
@@ -273,44 +266,6 @@ def test_estimated_time_becomes_seconds_left() -> None:
     """dashlyai's `estimated_time` (total seconds) turns into eta_seconds relative to now."""
     raw = {"id": "t", "status": "submitted", "created_at": int(NOW) - 60, "estimated_time": 180}
     assert parse_task(raw, "video", now=NOW).eta_seconds == 120
-
-
-# ------------------------------------------------------------------------------------------------ guidance
-
-
-def test_next_poll_is_a_bounded_hint_while_running_and_absent_when_finished() -> None:
-    """Queued 10 s, running by progress rate within 5-30 s, by ETA when given; None once terminal."""
-    queued = parse_task({"id": "t", "status": "queued"}, "video", now=NOW)
-    assert suggest_next_poll(queued, NOW) == 10
-    halfway = parse_task(
-        {"id": "t", "status": "in_progress", "progress": 50, "created_at": int(NOW) - 20}, "video", now=NOW
-    )
-    assert suggest_next_poll(halfway, NOW) == 20
-    nearly = parse_task(
-        {"id": "t", "status": "in_progress", "progress": 99, "created_at": int(NOW) - 20}, "video", now=NOW
-    )
-    assert suggest_next_poll(nearly, NOW) == 5
-    slow = parse_task(
-        {"id": "t", "status": "in_progress", "progress": 1, "created_at": int(NOW) - 60}, "video", now=NOW
-    )
-    assert suggest_next_poll(slow, NOW) == 30
-    assert suggest_next_poll(parse_task(TOAPIS_COMPLETED, "video", now=NOW), NOW) is None
-
-
-def test_hints_tell_the_agent_what_to_do_next() -> None:
-    """Running: wait with get_task; completed video: give the URL before it expires; character: use the mention."""
-    running = with_guidance(
-        parse_task({"id": "t9", "status": "in_progress", "progress": 40}, "video", now=NOW), now=NOW
-    )
-    assert "get_task with task_id='t9' and wait_seconds=50" in running.hint
-    assert "do not create it again" in running.hint
-    done = with_guidance(parse_task(TOAPIS_COMPLETED, "video", now=NOW), now=NOW)
-    assert "video_url" in done.hint and "2026-01-15 08:48 UTC" in done.hint and done.next_poll_seconds is None
-    assert f"call download_video with task_id='{done.task_id}' before then" in done.hint
-    character = with_guidance(parse_task(CHARACTER_COMPLETED, "character", now=NOW), now=NOW)
-    assert "@duksvfkf.turbo_whis" in character.hint
-    sandboxed = with_guidance(parse_task({"id": "t", "status": "queued"}, "video", now=NOW), now=NOW, sandbox=True)
-    assert sandboxed.sandbox is True and sandboxed.hint.startswith("[Sandbox")
 
 
 def test_task_output_schema_documents_every_field() -> None:

@@ -10,8 +10,8 @@ from mcp.types import TextContent
 from pydantic import ValidationError
 
 from sora_mcp.client import SoraClient
+from sora_mcp.create_requests import RemixRequest, describe_validation_error
 from sora_mcp.errors import BadRequestError, CreateOutcomeUnknownError, RateLimitError
-from sora_mcp.models import RemixRequest, describe_validation_error
 
 pytestmark = pytest.mark.anyio
 
@@ -85,7 +85,7 @@ async def test_remix_posts_to_the_remix_endpoint_and_returns_a_queued_video(
 ) -> None:
     """One POST /v1/videos/{id}/remix with the key and body; the new task is read from the video endpoint."""
     source = completed_video(fake)
-    task = await sora.remix_video(RemixRequest(source_task_id=source, prompt="add snow", size="9:16", duration=15))
+    task = await sora.create(RemixRequest(source_task_id=source, prompt="add snow", size="9:16", duration=15))
     assert (task.kind, task.status, task.model) == ("video", "queued", "sora-2")
     assert task.task_id != source and task.task_id in fake.tasks
     [request] = [r for r in fake.requests if r.method == "POST"]
@@ -101,7 +101,7 @@ async def test_a_lost_remix_answer_is_never_retried(sora: SoraClient, fake: Fake
     source = completed_video(fake)
     fake.fault("POST", REMIX, status=502, after_processing=True)
     with pytest.raises(CreateOutcomeUnknownError) as caught:
-        await sora.remix_video(RemixRequest(source_task_id=source, prompt="add snow"))
+        await sora.create(RemixRequest(source_task_id=source, prompt="add snow"))
     assert caught.value.kind == "video"
     assert len(posts(fake)) == 1
     assert len(fake.tasks) == 2  # the remix exists at the gateway, unknown to the caller
@@ -113,7 +113,7 @@ async def test_a_rate_limited_remix_is_retried_because_it_surely_was_not_receive
     """429 is a definite refusal: the remix is sent again and made once."""
     source = completed_video(fake)
     fake.fault("POST", REMIX, status=429, headers={"Retry-After": "0"})
-    task = await sora.remix_video(RemixRequest(source_task_id=source, prompt="add snow"))
+    task = await sora.create(RemixRequest(source_task_id=source, prompt="add snow"))
     assert posts(fake) == [f"/v1/videos/{source}/remix"] * 2
     assert set(fake.tasks) == {source, task.task_id}
 
@@ -123,14 +123,14 @@ async def test_remix_refusals_are_typed_errors(sora: SoraClient, fake: FakeGatew
     fake.video_seconds = 100
     running = fake.create({"model": "sora-2", "prompt": "a cat"})["id"]
     with pytest.raises(BadRequestError) as caught:
-        await sora.remix_video(RemixRequest(source_task_id=running, prompt="add snow"))
+        await sora.create(RemixRequest(source_task_id=running, prompt="add snow"))
     assert (
         caught.value.message
         == f"Invalid request parameters: only completed videos can be remixed, task {running} is queued"
     )
     fake.fault("POST", REMIX, status=429, headers={"Retry-After": "0"}, times=3)
     with pytest.raises(RateLimitError):
-        await sora.remix_video(RemixRequest(source_task_id=running, prompt="add snow"))
+        await sora.create(RemixRequest(source_task_id=running, prompt="add snow"))
 
 
 # --------------------------------------------------------------------------------------------- the tool

@@ -10,7 +10,8 @@ import httpx2
 import pytest
 from fake_gateway import FakeGateway, ManualClock, refused_url, serve_in_thread
 
-from sora_mcp.sandbox import Dialect, SandboxGateway, serve_app, serve_sandbox
+from sora_mcp.embedded import serve_app
+from sora_mcp.sandbox import Dialect, SandboxGateway, serve_sandbox
 
 pytestmark = pytest.mark.anyio
 

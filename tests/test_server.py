@@ -6,7 +6,6 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,12 +14,12 @@ import pytest
 from conftest import API_KEY, GATEWAY_URL, make_settings
 from fake_gateway import FakeGateway, RecordedRequest, refused_url
 from mcp import Client
-from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
 
+from sora_mcp.embedded import serve_app
 from sora_mcp.models import DownloadResult, Task
-from sora_mcp.sandbox import serve_app
-from sora_mcp.server import READ_ANNOTATIONS, TaskList, ToolSet, build_server
+from sora_mcp.server import build_server
+from sora_mcp.server.results import TaskList
 
 pytestmark = pytest.mark.anyio
 
@@ -266,41 +265,6 @@ async def test_every_tool_declares_its_output_schema(mcp_client: Client) -> None
             assert key in schema["properties"]
     assert tools["list_tasks"].output_schema == TaskList.model_json_schema()
     assert tools["download_video"].output_schema == DownloadResult.model_json_schema()
-
-
-def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
-    """ToolSet derives each output schema once per model instead of once per tool; everything a client sees or
-    the SDK validates with must equal what MCPServer's own registration derives from the same function."""
-    server = build_server(make_settings(state_dir=tmp_path))
-    built = server._tool_manager.list_tools()  # the registered Tool objects; no public accessor
-    assert [tool.name for tool in built] == [
-        "create_video",
-        "create_character",
-        "remix_video",
-        "download_video",
-        "get_task",
-        "list_tasks",
-    ]
-    for tool in built:
-        sdk = Tool.from_function(tool.fn, title=tool.title, description=tool.description, annotations=tool.annotations)
-        assert tool.parameters == sdk.parameters, tool.name
-        assert tool.output_schema == sdk.output_schema, tool.name
-        assert tool.fn_metadata.output_model is sdk.fn_metadata.output_model, tool.name
-        assert tool.fn_metadata.wrap_output is sdk.fn_metadata.wrap_output is False
-        assert tool.context_kwarg == sdk.context_kwarg == "ctx"
-
-
-def test_a_tool_must_declare_its_result_model() -> None:
-    """ToolSet reads the result model from ``Annotated[CallToolResult, Model]``; anything else is refused at
-    registration, not discovered on the first call."""
-    tools = ToolSet()
-
-    async def unannotated(task_id: str) -> CallToolResult:
-        return CallToolResult(content=[])
-
-    with pytest.raises(TypeError, match=r"unannotated must return Annotated\[CallToolResult, <a pydantic model>\]"):
-        tools.tool(title="x", annotations=READ_ANNOTATIONS)(unannotated)
-    assert tools.build() == []
 
 
 async def test_instructions_explain_polling_with_get_task_and_wait_seconds(mcp_client: Client) -> None:
@@ -575,14 +539,12 @@ async def test_a_wait_that_runs_out_returns_the_running_task_after_wait_seconds(
         result = await call(client, "get_task", {"task_id": task_id, "wait_seconds": 1}, progress_callback=progress)
         elapsed = anyio.current_time() - started
     task = task_of(result)
-    assert 0.95 <= elapsed < 2.0
+    assert elapsed >= 1  # a lower bound only: an upper one would measure the machine, not the code
     assert task["status"] in ("queued", "in_progress")
     assert task["next_poll_seconds"] == 10
     assert f"task_id='{task_id}'" in task["hint"]
     assert len(progress.events) >= 2
-    progress.assert_well_formed()
-    gaps = [b - a for a, b in zip([started, *progress.times], [*progress.times, started + elapsed], strict=True)]
-    assert max(gaps) <= 2.2
+    progress.assert_well_formed()  # the heartbeat's interval is tested without a clock in test_client.py
     assert len(sent(fake, "GET")) > 3  # it really polled meanwhile
 
 
@@ -774,7 +736,7 @@ async def test_a_gateway_that_does_not_answer_says_to_raise_sora_timeout(mode: s
         "The gateway did not answer within 0.3 s, also on retry. Try again shortly; raise SORA_TIMEOUT if it persists."
     )
     assert len(sent(fake, "GET")) == 2
-    assert 0.55 <= elapsed < 3
+    assert elapsed >= 0.6  # two attempts, each given its whole SORA_TIMEOUT
 
 
 # --------------------------------------------------------------------------------------------- never pay twice
@@ -929,7 +891,7 @@ async def test_a_reused_create_does_not_wait(fake: FakeGateway) -> None:
     fake.video_seconds = 600
     async with connect(fake, "auto") as client:
         first = task_of(await call(client, "create_video", {"prompt": "a cat"}))
-        started = anyio.current_time()
+        before = len(fake.requests)
         again = task_of(await call(client, "create_video", {"prompt": "a cat", "wait_seconds": 5}))
-        assert anyio.current_time() - started < 2
     assert again["task_id"] == first["task_id"] and again["reused"] is True
+    assert [r.method for r in fake.requests[before:]] == ["GET"]  # one fresh read of the earlier task, no polling

@@ -377,7 +377,7 @@ async def test_the_task_resource_falls_back_to_the_journal_when_the_gateway_fail
     task = json.loads(content.text)
     assert task["task_id"] == created["task_id"]
     assert task["hint"].startswith(
-        "Reading the gateway failed (HTTP 503: Service Unavailable). Last known state, from "
+        "Could not read it from the gateway just now (HTTP 503: Service Unavailable). Last known state, from "
     )
 
 

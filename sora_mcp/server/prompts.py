@@ -13,7 +13,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 from pydantic import Field
 
-from sora_mcp.models import DURATIONS, MAX_PROMPT_CHARS, Style
+from sora_mcp.create_requests import DURATIONS, MAX_PROMPT_CHARS
+from sora_mcp.models import MAX_WAIT_SECONDS, Style
 
 STYLES: tuple[str, ...] = get_args(Style)
 ALL_DURATIONS: tuple[int, ...] = tuple(sorted({d for durations in DURATIONS.values() for d in durations}))
@@ -92,7 +93,8 @@ def make_video(
         "",
         "4. Call create_video once, with the prompt and the settings. Keep the task_id it returns.",
         "",
-        '5. Call get_task(task_id=<that id>, wait_seconds=50), and again while the status is "queued" or '
+        f'5. Call get_task(task_id=<that id>, wait_seconds={MAX_WAIT_SECONDS}), and again while the status is "queued" '
+        "or "
         '"in_progress"; follow each result\'s hint. If a call fails or times out, poll the same task_id again '
         "(list_tasks finds it if it is lost): never create the video a second time.",
         "",

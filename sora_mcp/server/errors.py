@@ -1,0 +1,130 @@
+"""The one boundary between errors and tool errors: every ``SoraError`` a tool meets becomes one ``ToolError``
+whose text says what happened, what it means for the user's money, and what to do next (never the API key).
+
+Argument problems found by our request models come out here too, in one style that names each argument.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
+
+from sora_mcp.config import redact
+from sora_mcp.create_requests import CharacterRequest, RemixRequest, VideoRequest, describe_validation_error
+from sora_mcp.errors import (
+    APIConnectionError,
+    APIResponseError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ContentPolicyError,
+    CreateOutcomeUnknownError,
+    DownloadError,
+    InvalidArgumentError,
+    JournalError,
+    MissingAPIKeyError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    SoraError,
+    TaskNotReadyError,
+)
+
+RequestT = TypeVar("RequestT", VideoRequest, CharacterRequest, RemixRequest)
+
+
+def validated(request_type: type[RequestT], /, **arguments: Any) -> RequestT:
+    """Build a request model, turning its validation errors into one tool error that names each argument."""
+    try:
+        return request_type(**arguments)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc)
+        raise ToolError(f"Invalid arguments, nothing was sent to the gateway: {problems}") from None
+
+
+@contextmanager
+def tool_errors(secret: str | None, *, task_id: str | None = None) -> Iterator[None]:
+    """Turn every ``SoraError`` raised inside into a ``ToolError`` with actionable text (never the API key)."""
+    try:
+        yield
+    except SoraError as exc:
+        raise ToolError(redact(describe_error(exc, task_id=task_id), secret)) from exc
+
+
+def describe_error(exc: SoraError, *, task_id: str | None = None) -> str:
+    """The tool-error text for a client error: what happened, what it means for money, what to do next."""
+    if isinstance(exc, CreateOutcomeUnknownError):
+        recorded = (
+            " The submission is recorded in the task journal: list_tasks shows it (outcome_unknown), and the same "
+            "request again within the duplicate window returns it instead of paying twice."
+            if exc.journaled
+            else ""
+        )
+        return (
+            f"The gateway may have created this {exc.kind} task, and may bill it, but its answer was lost "
+            f"({_cause(exc.cause)}). Do not call create again right away: that could pay for a second one. Tell "
+            "the user the outcome is unknown; they can check the gateway dashboard for a new task (get_task with "
+            f"its id links it to this request), or decide to try again knowingly with allow_duplicate=true.{recorded}"
+        )
+    if isinstance(exc, MissingAPIKeyError | JournalError | TaskNotReadyError | DownloadError):
+        return str(exc)  # written for the calling model already
+    if isinstance(exc, InvalidArgumentError):
+        return f"Invalid argument {exc}"
+    nothing = "" if task_id else " Nothing was created."
+    if isinstance(exc, APIStatusError):
+        return _status_advice(exc, task_id) + nothing
+    if isinstance(exc, APITimeoutError):
+        return f"{_sentence(_cause(exc))}, also on retry. Try again shortly; raise SORA_TIMEOUT if it persists."
+    if isinstance(exc, APIConnectionError):
+        return f"{_sentence(_cause(exc))}. Check the network connection and SORA_BASE_URL, then try again."
+    if isinstance(exc, APIResponseError):
+        return f"{_sentence(_cause(exc))}, also on retry: the gateway may be failing. Try again in a minute."
+    return str(exc)
+
+
+STATUS_ADVICE: tuple[tuple[type[APIStatusError], str], ...] = (
+    (AuthenticationError, "The gateway rejected the API key ({detail}). Check SORA_API_KEY in this server's env."),
+    (PaymentRequiredError, "The gateway account balance is too low ({detail}). Top up the account, then try again."),
+    (PermissionDeniedError, "This API key may not use that model or endpoint ({detail})."),
+    (NotFoundError, "The gateway does not serve this endpoint ({detail}). Check SORA_BASE_URL."),
+    (ContentPolicyError, "The content policy refused this request ({detail}). Change the prompt or inputs."),
+    (BadRequestError, "The gateway rejected the request ({detail}). Fix what it names and try again."),
+    (RateLimitError, "The gateway is rate limiting requests ({detail}). Wait {wait}, then try again."),
+    (ServerError, "The gateway failed ({detail}), also on retry. Try again in a minute."),
+)
+"""What each gateway status means and what to do, first match wins; ``{detail}`` is the status and message."""
+
+
+def _status_advice(exc: APIStatusError, task_id: str | None) -> str:
+    detail = _status_detail(exc)
+    if isinstance(exc, NotFoundError) and task_id:
+        return (
+            f"No task '{task_id}' exists for this API key ({detail}). Check the task_id: use the one "
+            "returned by create_video or create_character."
+        )
+    wait = f"{exc.retry_after:.0f} s" if exc.retry_after is not None else "about 30 s"
+    for kind, advice in STATUS_ADVICE:
+        if isinstance(exc, kind):
+            return advice.format(detail=detail, wait=wait)
+    return f"The gateway refused the request ({detail})."
+
+
+def _status_detail(exc: APIStatusError) -> str:
+    text = f"HTTP {exc.status_code}: {exc.message}"
+    if exc.request_id:
+        text += f"; request id {exc.request_id}"
+    return text
+
+
+def _cause(exc: Exception) -> str:
+    return _status_detail(exc) if isinstance(exc, APIStatusError) else str(exc)
+
+
+def _sentence(text: str) -> str:
+    """``text`` with its first letter upper-cased; unlike ``str.capitalize`` it keeps "HTTP", URLs, class names."""
+    return text[:1].upper() + text[1:]

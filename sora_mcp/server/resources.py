@@ -1,0 +1,74 @@
+"""Resources: ``task://{task_id}`` (one task, as ``get_task`` returns it) and ``tasks://recent`` (the journal's
+latest tasks, as ``list_tasks`` returns them). Both read the lifespan state, like the tools."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+
+from sora_mcp.config import Settings, redact
+from sora_mcp.errors import JournalError, NotFoundError, SoraError
+from sora_mcp.models import check_task_id
+from sora_mcp.server.errors import describe_error
+from sora_mcp.server.guidance import render
+from sora_mcp.server.results import task_data, to_json
+from sora_mcp.server.state import app_state
+from sora_mcp.tasks import TaskBook
+
+RECENT_LIMIT = 20
+
+
+async def task_resource(task_id: str, ctx: Context[Any, Any]) -> str:
+    """A task read from the gateway; its last known state from the journal when the gateway cannot be read."""
+    try:
+        checked = check_task_id(task_id)
+    except ValueError as exc:
+        raise ResourceNotFoundError(f"task_id: {exc}") from None
+    state = app_state(ctx)
+    try:
+        found = await state.tasks.task_state(checked)
+    except SoraError as exc:
+        message = redact(describe_error(exc, task_id=checked), state.secret)
+        raise (ResourceNotFoundError if isinstance(exc, NotFoundError) else ResourceError)(message) from exc
+    return to_json(task_data(state.render(found)))
+
+
+@dataclass(frozen=True)
+class RecentTasks:
+    """``tasks://recent``: a static resource, which the SDK calls without a context, so it holds what it reads."""
+
+    book: TaskBook
+    settings: Settings
+    clock: Callable[[], float]
+
+    async def read(self) -> str:
+        """The latest tasks of the journal, newest first, with their last known state."""
+        try:
+            entries = await self.book.recent(limit=RECENT_LIMIT)
+        except JournalError as exc:
+            raise ResourceError(str(exc)) from exc
+        now, sandbox = self.clock(), self.settings.sandbox
+        tasks = [task_data(render(self.book.outcome(entry), now=now, sandbox=sandbox)) for entry in entries]
+        return to_json({"tasks": tasks})
+
+
+def register_resources(server: MCPServer[Any], recent: RecentTasks) -> None:
+    server.resource(
+        "task://{task_id}",
+        name="task",
+        title="Task",
+        description="A video or character task as JSON (the Task that get_task returns), read from the gateway; "
+        "its last known state from the journal when the gateway cannot be read.",
+        mime_type="application/json",
+    )(task_resource)
+    server.resource(
+        "tasks://recent",
+        name="recent_tasks",
+        title="Recent tasks",
+        description=f"The {RECENT_LIMIT} latest tasks of the task journal, newest first, with their last known "
+        "state (the list_tasks result as JSON).",
+        mime_type="application/json",
+    )(recent.read)

@@ -1,0 +1,111 @@
+"""``ToolSet``: the tools built before the server, so that the JSON schemas of their results are generated once.
+
+A workaround of an SDK cost, kept in its own room: ``MCPServer`` derives every tool's output schema from its return
+annotation on its own (``Task`` five times, and once more inside ``TaskList``), a large share of sora-mcp's
+start-up cost over the SDK floor (``docs/benchmarks.md``). ``tests/test_toolset.py`` checks every tool equals the
+SDK's own registration of the same function, so an SDK upgrade that breaks the workaround fails there.
+"""
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, TypeVar, get_args, get_origin
+
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ToolSet:
+    """Tools added with :meth:`tool`; :meth:`build` gives them their structured output (see the module doc).
+
+    The SDK builds each tool without an output schema; :meth:`build` then generates the schemas of all result
+    models in one pass and gives each tool the ``FuncMetadata`` the SDK would have built. Built once per process:
+    every server built afterwards (tests build many) shares the same ``Tool`` objects, which hold no state.
+
+    Descriptions are the docstrings with their indentation removed (Python before 3.13 keeps it, and it would
+    reach the calling model verbatim).
+    """
+
+    def __init__(self) -> None:
+        self._tools: list[tuple[Tool, type[BaseModel]]] = []
+        self._built: list[Tool] | None = None
+
+    def tool(self, *, title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
+        """Decorator: add the function as a tool. It must return ``Annotated[CallToolResult, Model]``."""
+
+        def add(fn: F) -> F:
+            output_model = result_model(fn)
+            tool = Tool.from_function(
+                fn,
+                title=title,
+                description=inspect.cleandoc(fn.__doc__ or ""),
+                annotations=annotations,
+                structured_output=False,
+            )
+            self._tools.append((tool, output_model))
+            self._built = None
+            return fn
+
+        return add
+
+    def build(self) -> list[Tool]:
+        """The tools, each with its structured output: the result model, and that model's JSON schema."""
+        if self._built is None:
+            schemas = result_schemas({model for _, model in self._tools})
+            for tool, model in self._tools:
+                arg_model = tool.fn_metadata.arg_model
+                tool.fn_metadata = FuncMetadata(arg_model=arg_model, output_model=model, output_schema=schemas[model])
+            self._built = [tool for tool, _ in self._tools]
+        return list(self._built)
+
+
+DEFS = "#/$defs/"
+"""How pydantic's JSON schemas refer to a shared definition."""
+
+
+def result_schemas(models: Iterable[type[BaseModel]]) -> dict[type[BaseModel], dict[str, Any]]:
+    """Each model's JSON schema (validation mode, as the SDK publishes it), generated together so that a model
+    nested in several (``Task`` in ``TaskList``) is generated once. Each schema carries the ``$defs`` it uses."""
+    ordered = sorted(models, key=lambda model: model.__name__)
+    references, generated = models_json_schema([(model, "validation") for model in ordered])
+    definitions: dict[str, Any] = generated.get("$defs", {})
+    schemas: dict[type[BaseModel], dict[str, Any]] = {}
+    for model in ordered:
+        name = references[(model, "validation")]["$ref"].removeprefix(DEFS)
+        schema = definitions[name]
+        used = _referenced(schema, definitions)
+        schemas[model] = {"$defs": {key: definitions[key] for key in sorted(used)}, **schema} if used else schema
+    return schemas
+
+
+def _referenced(node: Any, definitions: dict[str, Any], found: set[str] | None = None) -> set[str]:
+    """Names of the definitions ``node`` refers to, directly or through other definitions."""
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        reference = node.get("$ref")
+        if isinstance(reference, str) and reference.startswith(DEFS):
+            name = reference.removeprefix(DEFS)
+            if name not in found:
+                found.add(name)
+                _referenced(definitions[name], definitions, found)
+        for value in node.values():
+            _referenced(value, definitions, found)
+    elif isinstance(node, list):
+        for value in node:
+            _referenced(value, definitions, found)
+    return found
+
+
+def result_model(fn: Callable[..., Any]) -> type[BaseModel]:
+    """``Model`` from a tool's ``-> Annotated[CallToolResult, Model]`` (the SDK's spelling of "returns a
+    ``CallToolResult`` whose structured content is a ``Model``")."""
+    annotation = fn.__annotations__.get("return")
+    arguments = get_args(annotation) if get_origin(annotation) is Annotated else ()
+    model = arguments[1] if len(arguments) == 2 and arguments[0] is CallToolResult else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"tool {fn.__name__} must return Annotated[CallToolResult, <a pydantic model>]")
+    return model

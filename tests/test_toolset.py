@@ -1,0 +1,58 @@
+"""The ``ToolSet`` workaround (``server/toolset.py``) against the SDK's own tool registration.
+
+If an SDK upgrade changes how ``MCPServer`` builds a tool (parameters, output schema, wrapping, the context
+argument), the equality test here fails, and only here: the workaround is then updated or dropped.
+"""
+
+from pathlib import Path
+
+import pytest
+from conftest import make_settings
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult
+
+from sora_mcp.server import build_server
+from sora_mcp.server.tools import READ_ANNOTATIONS, TOOLS
+from sora_mcp.server.toolset import ToolSet
+
+
+def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
+    """ToolSet derives each output schema once per model instead of once per tool; everything a client sees or
+    the SDK validates with must equal what MCPServer's own registration derives from the same function."""
+    server = build_server(make_settings(state_dir=tmp_path))
+    built = server._tool_manager.list_tools()  # the registered Tool objects; no public accessor
+    assert [tool.name for tool in built] == [
+        "create_video",
+        "create_character",
+        "remix_video",
+        "download_video",
+        "get_task",
+        "list_tasks",
+    ]
+    for tool in built:
+        sdk = Tool.from_function(tool.fn, title=tool.title, description=tool.description, annotations=tool.annotations)
+        assert tool.parameters == sdk.parameters, tool.name
+        assert tool.output_schema == sdk.output_schema, tool.name
+        assert tool.fn_metadata.output_model is sdk.fn_metadata.output_model, tool.name
+        assert tool.fn_metadata.wrap_output is sdk.fn_metadata.wrap_output is False
+        assert tool.context_kwarg == sdk.context_kwarg == "ctx"
+
+
+def test_a_tool_must_declare_its_result_model() -> None:
+    """ToolSet reads the result model from ``Annotated[CallToolResult, Model]``; anything else is refused at
+    registration, not discovered on the first call."""
+    tools = ToolSet()
+
+    async def unannotated(task_id: str) -> CallToolResult:
+        return CallToolResult(content=[])
+
+    with pytest.raises(TypeError, match=r"unannotated must return Annotated\[CallToolResult, <a pydantic model>\]"):
+        tools.tool(title="x", annotations=READ_ANNOTATIONS)(unannotated)
+    assert tools.build() == []
+
+
+def test_every_server_shares_the_tools_built_once(tmp_path: Path) -> None:
+    """Two servers register the same Tool objects: the schemas are generated once per process, not per server."""
+    first = build_server(make_settings(state_dir=tmp_path))._tool_manager.list_tools()
+    second = build_server(make_settings(state_dir=tmp_path))._tool_manager.list_tools()
+    assert [id(tool) for tool in first] == [id(tool) for tool in second] == [id(tool) for tool in TOOLS.build()]
