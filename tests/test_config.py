@@ -73,6 +73,7 @@ def test_invalid_values_name_the_variable(
     assert expected in describe_settings_error(caught.value)
 
 
+@pytest.mark.slow
 def test_invalid_configuration_stops_the_command_with_exit_code_2() -> None:
     """`sora-mcp` with a bad variable exits 2 before serving, naming the variable on stderr, nothing on stdout."""
     result = subprocess.run(
@@ -89,6 +90,7 @@ def test_invalid_configuration_stops_the_command_with_exit_code_2() -> None:
     assert "sk-canary-config-0001" not in result.stderr
 
 
+@pytest.mark.slow
 def test_version_flag_prints_the_package_version() -> None:
     """`sora-mcp --version` answers without starting a server."""
     from sora_mcp import __version__

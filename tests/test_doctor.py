@@ -26,7 +26,7 @@ from sora_mcp.doctor import (
 from sora_mcp.errors import APIConnectionError
 from sora_mcp.server import build_server
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real subprocesses
 
 
 def run_doctor(*options: str, **env: str) -> tuple[int, dict[str, tuple[str, str]], str]:

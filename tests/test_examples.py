@@ -20,7 +20,7 @@ from sora_mcp.__main__ import build_parser
 from sora_mcp.config import ENV_PREFIX, Settings
 from sora_mcp.http import DEFAULT_HOST, DEFAULT_MCP_PATH, DEFAULT_PORT
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real subprocesses
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"

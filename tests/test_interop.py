@@ -29,6 +29,8 @@ from mcp import Client
 from sora_mcp.config import Settings
 from sora_mcp.server import build_server
 
+pytestmark = pytest.mark.slow  # real subprocesses: Node clients, stdio and HTTP servers
+
 INTEROP_DIR = Path(__file__).parent / "interop"
 SERVER_COMMAND = [sys.executable, "-m", "sora_mcp"]
 HTTP_TOKEN = "interop-http-token-0123456789"
