@@ -10,6 +10,7 @@ import json
 import logging
 import random
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -36,7 +37,7 @@ from sora_mcp.errors import (
     SoraError,
     make_status_error,
 )
-from sora_mcp.models import STATUS_PATHS, Task, TaskKind, parse_task
+from sora_mcp.models import STATUS_PATHS, Task, TaskKind, is_safe_task_id, parse_task
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ POLL_GROWTH = 1.6
 HEARTBEAT_SECONDS = 2.0
 """Default longest gap between two progress reports during a wait (progress resets many clients' timeouts)."""
 KNOWN_KINDS_LIMIT = 4096
+MAX_ANSWER_BYTES = 1024 * 1024
+"""Largest gateway answer read, counted after decompression: a task's JSON takes a few kilobytes, so anything
+near this is a broken or hostile gateway (a 100 MB body, a gzip bomb) and is refused, memory kept flat."""
 GATEWAY_CONNECTIONS = 32
 
 RetryPolicy = Literal["read", "create"]
@@ -166,7 +170,14 @@ class SoraClient:
         """
         if self._http_client is None:
             self._http_client = httpx2.AsyncClient(
-                timeout=httpx2.Timeout(self._settings.timeout, connect=min(self._settings.timeout, 10.0)),
+                # Connecting (and waiting for a pooled connection) gets at most 90 % of SORA_TIMEOUT, so that a
+                # connection never made is reported as such (a create that surely did not leave is retried),
+                # before the whole-request deadline of _attempt ends the call.
+                timeout=httpx2.Timeout(
+                    self._settings.timeout,
+                    connect=min(0.9 * self._settings.timeout, 10.0),
+                    pool=0.9 * self._settings.timeout,
+                ),
                 # 32 connections carry a team's polls (each holds one only while a GET is in flight); a larger pool
                 # costs every request a scan of its connections (benchmarked: 100 made calls 40 % dearer).
                 limits=httpx2.Limits(
@@ -222,27 +233,35 @@ class SoraClient:
             raise CreateOutcomeUnknownError(
                 kind, APIResponseError("the gateway accepted the request but returned no task id", status_code=200)
             )
-        task = parse_task(raw, kind, now=self._clock())
+        if not is_safe_task_id(task_id):  # the same rule as ids from the agent: it goes into URL paths later
+            shown = repr(task_id[:60]) + ("..." if len(task_id) > 60 else "")
+            raise CreateOutcomeUnknownError(
+                kind, APIResponseError(f"the gateway answered with an invalid task id {shown}", status_code=200)
+            )
+        task = parse_task(raw, kind, now=self._clock(), task_id=task_id)
         if task.kind != kind:  # a fresh create answer cannot show a character result yet; trust the request
             task = task.model_copy(update={"kind": kind})
         self._known_kinds.remember(task_id, kind)
         return task
 
     async def get_task(self, task_id: str, *, kind: TaskKind | None = None) -> Task:
-        """Read a task. ``kind`` picks its endpoint when the caller knows it (a journal, say); otherwise the kind
-        this client saw is used, and for a task it never saw the video endpoint is tried, then the character one.
+        """Read a task. ``kind`` picks its endpoint when the caller knows it (a journal, say); otherwise the
+        endpoint that last answered for this id is used, and for a task never seen the video endpoint is tried,
+        then the character one. The endpoint that answered is remembered, not the kind the body claims: one odd
+        answer (a video reported as ``result.type: "character"``) must not send every later read to the wrong
+        endpoint.
         """
         known = kind or self._known_kinds.get(task_id)
         kinds: tuple[TaskKind, ...] = (known,) if known else ("video", "character")
-        for index, kind in enumerate(kinds):
+        for index, endpoint in enumerate(kinds):
             try:
-                raw = await self._send("GET", STATUS_PATHS[kind].format(task_id), policy="read")
+                raw = await self._send("GET", STATUS_PATHS[endpoint].format(task_id), policy="read")
             except NotFoundError:
                 if index == len(kinds) - 1:
                     raise
                 continue
-            task = parse_task(raw, kind, now=self._clock(), task_id=task_id)
-            self._known_kinds.remember(task_id, task.kind)
+            task = parse_task(raw, endpoint, now=self._clock(), task_id=task_id)
+            self._known_kinds.remember(task_id, endpoint)
             return task
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -328,7 +347,12 @@ class SoraClient:
 
     def _request_headers(self) -> dict[str, str]:
         """Per-request headers, so an injected ``http_client`` sends them too."""
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **self._authorization()}
+        headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",  # the encodings _read_capped inflates within its cap
+            **self._authorization(),
+        }
         if "Authorization" not in headers and not self._sandbox:
             raise MissingAPIKeyError()
         return headers
@@ -371,8 +395,18 @@ class SoraClient:
     async def _attempt(
         self, method: str, url: str, *, body: dict[str, Any] | None, headers: dict[str, str]
     ) -> dict[str, Any]:
+        """One request. ``SORA_TIMEOUT`` bounds all of it (a body trickling a byte at a time included), and the
+        answer is read up to ``MAX_ANSWER_BYTES`` decoded bytes."""
         try:
-            response = await self.http.request(method, url, json=body, headers=headers)
+            with anyio.fail_after(self._settings.timeout):
+                async with self.http.stream(method, url, json=body, headers=headers) as response:
+                    content = await _read_capped(response, MAX_ANSWER_BYTES)
+        except TimeoutError:
+            raise APITimeoutError(
+                f"the gateway did not answer within {self._settings.timeout:g} s", request_sent=True
+            ) from None
+        except AnswerTooLargeError as exc:
+            raise APIResponseError(str(exc), status_code=exc.status_code) from None
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
             raise APIConnectionError(
                 f"could not connect to the gateway at {self._base_url} ({_describe_transport(exc)})", request_sent=False
@@ -385,7 +419,7 @@ class SoraClient:
             raise APIConnectionError(
                 f"the connection to the gateway broke ({_describe_transport(exc)})", request_sent=True
             ) from None
-        return _read_json(response, self._clock(), secret=self._secret)
+        return _read_json(response, content, self._clock(), secret=self._secret)
 
 
 def _same_origin(url: str, base_url: str) -> bool:
@@ -401,20 +435,73 @@ def _describe_transport(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _read_json(response: httpx2.Response, now: float, *, secret: str | None = None) -> dict[str, Any]:
-    """The JSON object of a 2xx answer, or the typed error for anything else.
+class AnswerTooLargeError(Exception):
+    def __init__(self, status_code: int, limit: int) -> None:
+        super().__init__(
+            f"the gateway answered HTTP {status_code} with a body over {limit // 1024} KB (a task's answer takes a "
+            "few KB); it was not read"
+        )
+        self.status_code = status_code
+
+
+async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
+    """The decoded body, refused as soon as it passes ``limit`` bytes.
+
+    Decompression is ours, bounded: httpx inflates each network chunk whole, and one 64 KB chunk of a gzip bomb
+    inflates to tens of megabytes. Here no call produces more than the bytes still allowed.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and encoding in ("", "identity") and int(declared) > limit:
+        raise AnswerTooLargeError(response.status_code, limit)
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        decoder: zlib._Decompress | None = zlib.decompressobj(zlib.MAX_WBITS | (16 if "gzip" in encoding else 0))
+    elif encoding in ("", "identity"):
+        decoder = None
+    else:
+        raise APIResponseError(
+            f"the gateway answered HTTP {response.status_code} in an encoding sora-mcp did not ask for ({encoding})",
+            status_code=response.status_code,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_raw():
+        pending = raw
+        while pending:
+            if decoder is None:
+                chunk, pending = pending, b""
+            else:
+                try:
+                    chunk = decoder.decompress(pending, limit - size + 1)
+                except zlib.error:
+                    raise APIResponseError(
+                        f"the gateway answered HTTP {response.status_code} with a body that does not decompress "
+                        f"({encoding})",
+                        status_code=response.status_code,
+                    ) from None
+                pending = decoder.unconsumed_tail
+            size += len(chunk)
+            if size > limit:
+                raise AnswerTooLargeError(response.status_code, limit)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_json(response: httpx2.Response, content: bytes, now: float, *, secret: str | None = None) -> dict[str, Any]:
+    """The JSON object of a 2xx answer (``content``, its body), or the typed error for anything else.
 
     A gateway that echoes the API key (``Invalid API key sk-...``) has it masked here, before any error, log line
-    or hint can carry it.
+    or hint can carry it: in the raw text, and again in every string of the parsed JSON (a key written with
+    ``\\u`` escapes only appears once decoded).
     """
     content_type = response.headers.get("content-type", "").lower()
-    text = redact(response.text, secret)
+    text = redact(content.decode("utf-8", errors="replace"), secret)  # JSON is UTF-8 (RFC 8259)
     is_html = "html" in content_type or text.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
     body: Any = None
     if not is_html and text.strip():
         try:
-            body = json.loads(text)
-        except ValueError:
+            body = _redacted(json.loads(text), secret)
+        except (ValueError, RecursionError):  # malformed, or nested deeper than the parser goes
             body = None
     if not response.is_success:
         raise make_status_error(
@@ -431,6 +518,19 @@ def _read_json(response: httpx2.Response, now: float, *, secret: str | None = No
             f"the gateway answered HTTP {response.status_code} with {what}", status_code=response.status_code, body=text
         )
     return body
+
+
+def _redacted(value: Any, secret: str | None) -> Any:
+    """``value`` (parsed JSON) with ``secret`` masked in every string, keys included."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, list):
+        return [_redacted(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {redact(str(key), secret): _redacted(item, secret) for key, item in value.items()}
+    return value
 
 
 def _retry_decision(exc: APIError, policy: RetryPolicy) -> tuple[bool, float | None]:

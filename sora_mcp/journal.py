@@ -443,8 +443,17 @@ class Journal:
         """A ``JournalError`` saying what is wrong with the file and how to fix it."""
         name = getattr(exc, "sqlite_errorname", "") or ""
         where = str(self.path)
-        if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or name.startswith("SQLITE_CORRUPT"):
-            problem = f"is damaged or not a SQLite database ({exc})"
+        if (
+            isinstance(exc, ForeignJournalError)
+            or name in ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+            or name.startswith("SQLITE_CORRUPT")
+        ):
+            what = (
+                "is not a sora-mcp journal"
+                if isinstance(exc, ForeignJournalError)
+                else "is damaged or not a SQLite database"
+            )
+            problem = f"{what} ({exc})"
             fix = f"Move the file aside (for example rename it to {self.path.name}.broken) and restart sora-mcp"
             fix += " to start a new journal, or set SORA_STATE_DIR to another directory"
         elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
@@ -519,9 +528,31 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
         )
     with _immediate(connection):
         if connection.execute("PRAGMA user_version").fetchone()[0] == 0:  # another process may have won the race
+            _refuse_foreign_tables(connection, path)
             for statement in _SCHEMA:
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+_COLUMNS = frozenset(
+    {"id", "gateway", "state", "kind", "task_id", "tool", "request_hash", "arguments", "prompt", "model"}
+    | {"submitted_at", "owner_pid", "recorded_at", "updated_at", "unknown_reason", "status", "progress"}
+    | {"video_url", "expires_at", "error_message", "snapshot"}
+)
+
+
+def _refuse_foreign_tables(connection: sqlite3.Connection, path: Path) -> None:
+    """A file without our schema version but with a ``tasks`` table belongs to another program: never write
+    into it (``CREATE TABLE IF NOT EXISTS`` would keep its table, and creates would then fail unrecorded)."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(tasks)")}
+    if columns and columns != _COLUMNS:
+        raise ForeignJournalError(
+            f"it holds a tasks table that is not sora-mcp's: columns {', '.join(sorted(columns))}"
+        )
+
+
+class ForeignJournalError(sqlite3.DatabaseError):
+    """The file is a SQLite database of another program."""
 
 
 def _fetch(connection: sqlite3.Connection, where: str, value: Any) -> JournalEntry:

@@ -14,6 +14,7 @@ unexpected value: an unknown status is reported as ``"unknown"`` with the gatewa
 ``upstream_status``.
 """
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -167,7 +168,7 @@ def _int_or_none(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        number = float(value) if abs(value) < 1e300 else math.inf
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         try:
@@ -182,9 +183,11 @@ def _int_or_none(value: Any) -> int | None:
             return int(parsed.timestamp())
     else:
         return None
+    if not math.isfinite(number):
+        return None
     if number > 1e11:  # milliseconds
         number /= 1000
-    return int(number)
+    return int(number) if 0 <= number < 1e11 else None  # outside years 1970-5138: not a time
 
 
 def _progress(value: Any) -> int:
@@ -194,7 +197,7 @@ def _progress(value: Any) -> int:
             value = float(value)
         except ValueError:
             return 0
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0
     if 0 < value <= 1 and isinstance(value, float):  # a fraction
         value *= 100
@@ -262,8 +265,13 @@ def _error(value: Any, status: TaskStatus) -> TaskError | None:
 
 
 def parse_task(raw: Mapping[str, Any], kind: TaskKind, *, now: float, task_id: str | None = None) -> Task:
-    """Normalize one gateway task body. ``kind`` is what the endpoint implies; the body can override it."""
-    upstream_status = str(raw.get("status") or "").strip()
+    """Normalize one gateway task body. ``kind`` is what the endpoint implies; the body can override it.
+
+    ``task_id``, when given (the id that was read, or a create answer's id already checked), is the task's id
+    whatever the body says. A value of the wrong type or out of range is left out, never a crash.
+    """
+    word = raw.get("status")
+    upstream_status = word.strip()[:100] if isinstance(word, str) else ""
     status: TaskStatus = _STATUS_WORDS.get(upstream_status.lower(), "unknown")
     result = raw.get("result")
     media = _first_media(result)
@@ -278,7 +286,7 @@ def parse_task(raw: Mapping[str, Any], kind: TaskKind, *, now: float, task_id: s
         eta = max(0, int(created_at + estimated - now)) if created_at is not None else estimated
     fail_reason = raw.get("error") or raw.get("fail_reason")
     return Task(
-        task_id=_str_or_none(raw.get("id")) or _str_or_none(raw.get("task_id")) or task_id,
+        task_id=task_id or _str_or_none(raw.get("id")) or _str_or_none(raw.get("task_id")),
         kind=kind,
         status=status,
         progress=progress,

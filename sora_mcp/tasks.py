@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 REFRESH_CONCURRENCY = 4
 """Gateway reads at once during ``list_tasks(refresh=True)``."""
+REFRESH_DEADLINE_SECONDS = 20.0
+"""Longest a ``list_tasks(refresh=True)`` spends reading the gateway (well inside clients' tool timeouts); tasks
+not read by then are listed with their last known state and say so."""
 RECORDED_LIMIT = 4096
 """Tasks whose last recorded state this process keeps in memory."""
 CLOCK_SKEW_SECONDS = 60.0
@@ -257,8 +260,10 @@ class TaskService:
         kind: TaskKind | None = None,
         status: TaskStatus | None = None,
         refresh: bool = False,
+        refresh_deadline: float = REFRESH_DEADLINE_SECONDS,
     ) -> list[TaskOutcome]:
-        """Recent tasks, newest first; with ``refresh``, unfinished ones are read from the gateway first."""
+        """Recent tasks, newest first; with ``refresh``, unfinished ones are read from the gateway first, for at
+        most ``refresh_deadline`` seconds in all (a hanging gateway cannot hold the call for minutes)."""
         entries = await self.book.recent(limit=limit, kind=kind, status=status)
         if not refresh:
             return [self.book.outcome(entry) for entry in entries]
@@ -272,13 +277,18 @@ class TaskService:
             task = found.task.model_copy(update={"prompt": entry.prompt, "submitted_at": submitted_at})
             results[index] = found._replace(task=task)
 
-        async with anyio.create_task_group() as group:
-            for index, entry in enumerate(entries):
-                if entry.task_id is not None and not (entry.snapshot and entry.snapshot.is_terminal):
-                    group.start_soon(refresh_one, index, entry)
-                else:
-                    results[index] = self.book.outcome(entry)
-        return [result for result in results if result is not None]
+        with anyio.move_on_after(refresh_deadline):
+            async with anyio.create_task_group() as group:
+                for index, entry in enumerate(entries):
+                    if entry.task_id is not None and not (entry.snapshot and entry.snapshot.is_terminal):
+                        group.start_soon(refresh_one, index, entry)
+                    else:
+                        results[index] = self.book.outcome(entry)
+        late = f"not read from the gateway within the {refresh_deadline:g} s a refresh may take"
+        return [
+            result if result is not None else self.book.outcome(entry, read_error=late)
+            for result, entry in zip(results, entries, strict=True)
+        ]
 
     async def _known_kind(self, task_id: str) -> TaskKind | None:
         if (known := self.client.known_kind(task_id)) is not None:

@@ -159,15 +159,17 @@ class FakeGateway(SandboxGateway):
         chunk_size: int = 64 * 1024,
         chunk_delay: float = 0.0,
         times: int = 1,
+        method: str = "GET",
     ) -> None:
-        """Answer the next `times` GETs of `path` with `body`, sent in chunks as a media host streams it.
+        """Answer the next `times` GETs (or `method` requests) of `path` with `body`, sent in chunks as a media
+        host streams it.
 
         Without `declare_length` there is no Content-Length (chunked encoding). With `drop_after`,
         the connection breaks once that many bytes were sent (see `StreamedBody`). `chunk_delay`
         pauses before each chunk, for a download that takes a while.
         """
         response = StreamedBody(body, content_type, declare_length, drop_after, chunk_size, chunk_delay)
-        self._add(Fault("GET", path, times, response))
+        self._add(Fault(method.upper(), path, times, response))
 
     def hang(self, method: str, path: str | re.Pattern[str], seconds: float = 3600, times: int = 1) -> None:
         """Hold the next `times` matching requests for `seconds`, then answer normally.
