@@ -5,7 +5,6 @@ in step. Invalid values stop the server before it serves anything, with a messag
 (:func:`describe_settings_error`).
 """
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -68,6 +67,9 @@ class Settings(BaseSettings):
     max_download_mb: Annotated[int, Field(gt=0, le=100_000)] = 500
     """Largest file ``download_video`` saves, in megabytes (MiB); a larger one is refused, nothing is kept."""
 
+    max_image_mb: Annotated[float, Field(gt=0, le=100)] = 10
+    """Largest reference image a create sends (a ``data:`` URI in ``images``), in megabytes (MiB), decoded."""
+
     inline_thumbnails: bool = True
     """Show a completed video's thumbnail (when the gateway has one) as an image next to get_task's result."""
 
@@ -123,6 +125,10 @@ class Settings(BaseSettings):
     def max_download_bytes(self) -> int:
         return self.max_download_mb * 1024 * 1024
 
+    @property
+    def max_image_bytes(self) -> int:
+        return int(self.max_image_mb * 1024 * 1024)
+
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
@@ -156,6 +162,8 @@ class Settings(BaseSettings):
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an IP address, IPv6 with or without brackets) is a loopback address."""
+    import ipaddress  # on first use: stdio start-up never needs it
+
     host = host.strip("[]")
     if host.lower() == "localhost":
         return True

@@ -6,13 +6,18 @@ the gateway documents is checked here (upstream-api.md §4, §7), with messages 
 allowed values.
 """
 
-import base64
-import binascii
 import re
-from typing import Any, ClassVar, Self
+import unicodedata
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+if TYPE_CHECKING:
+    import ipaddress
+
+from sora_mcp.images import DEFAULT_MAX_IMAGE_BYTES, ImageProblem, check_data_uri
 from sora_mcp.models import AspectRatio, Duration, Style, TaskKind, VideoModel, check_task_id, invalid
 
 DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (10, 15, 25)}
@@ -22,15 +27,59 @@ CREATE_PATH = "/v1/videos/generations"
 REMIX_PATH = "/v1/videos/{}/remix"
 MAX_PROMPT_CHARS = 10_000
 MAX_IMAGES = 10
-_TIMESTAMPS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*$")
-_DATA_URI_RE = re.compile(r"^data:(image/[A-Za-z0-9.+-]+);base64,(.+)$", re.DOTALL)
+_TIMESTAMPS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*$", re.ASCII)
+"""ASCII digits only: '１,３' or '١,٣' would be forwarded as they are, and the gateway reads them as nothing."""
+_HTTP_URL_RE = re.compile(r"^https?://[^\s/]+\S*$", re.IGNORECASE)
+_LOCAL_NAMES = ("localhost", ".localhost", ".local", ".internal", ".lan", ".home.arpa")
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn"})
+"""Characters that show nothing on their own: controls, format (zero-width), spaces, combining marks."""
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
 
 
-def _check_http_url(value: str) -> str:
+def _check_public_url(value: str) -> str:
+    """An http(s) URL the gateway can fetch: not loopback, private-range, link-local or a local-only name."""
     value = value.strip()
-    if not re.match(r"^https?://[^\s/]+\S*$", value):
+    if not _HTTP_URL_RE.match(value):
         raise invalid("must be a public http:// or https:// URL")
+    try:
+        host = (urlsplit(value).hostname or "").rstrip(".").lower()
+    except ValueError:
+        raise invalid("must be a public http:// or https:// URL (this one cannot be parsed)") from None
+    address = _ip_address(host)
+    if address is not None and not address.is_global:
+        raise invalid(
+            f"points at {host}, a loopback, private-range or link-local address the gateway cannot reach; "
+            "give a public URL (upload the file somewhere public first)"
+        )
+    if host == "localhost" or host.endswith(_LOCAL_NAMES):
+        raise invalid(
+            f"points at {host}, a name only this network knows; the gateway fetches the URL itself, so give a "
+            "public URL"
+        )
     return value
+
+
+def _ip_address(host: str) -> "ipaddress.IPv4Address | ipaddress.IPv6Address | None":
+    """``host`` as an IP address, including the shorthand forms fetchers accept (``127.1``, ``2130706433``)."""
+    import ipaddress  # on first use (a create with a URL): start-up does not need it
+    import socket
+
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if host and all(part.isascii() and part.isalnum() for part in host.split(".")) and host[0].isdigit():
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def _max_image_bytes(info: ValidationInfo) -> int:
+    context = info.context if isinstance(info.context, dict) else {}
+    value = context.get("max_image_bytes", DEFAULT_MAX_IMAGE_BYTES)
+    return value if isinstance(value, int) else DEFAULT_MAX_IMAGE_BYTES
 
 
 class _Request(BaseModel):
@@ -83,16 +132,17 @@ class VideoRequest(_Request):
     @field_validator("prompt")
     @classmethod
     def _check_prompt(cls, value: str) -> str:
-        return _check_prompt_text(value, "must describe the video; it is empty")
+        return _check_prompt_text(value, "must describe the video")
 
     @field_validator("images")
     @classmethod
-    def _check_images(cls, value: list[str] | None) -> list[str] | None:
+    def _check_images(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if not value:
             return None
         if len(value) > MAX_IMAGES:
             raise invalid(f"has {len(value)} images; give at most {MAX_IMAGES}")
-        return [_check_image(i, image) for i, image in enumerate(value)]
+        max_bytes = _max_image_bytes(info)
+        return [_check_image(i, image, max_bytes) for i, image in enumerate(value)]
 
     @field_validator("duration")
     @classmethod
@@ -143,7 +193,7 @@ class RemixRequest(_Request):
     @field_validator("prompt")
     @classmethod
     def _check_prompt(cls, value: str) -> str:
-        return _check_prompt_text(value, "must say how to change the video; it is empty")
+        return _check_prompt_text(value, "must say how to change the video")
 
     @field_validator("duration")
     @classmethod
@@ -170,38 +220,50 @@ class RemixRequest(_Request):
         return payload
 
 
-def _check_prompt_text(value: str, empty: str) -> str:
+def _check_prompt_text(value: str, purpose: str) -> str:
     value = value.strip()
-    if not value:
-        raise invalid(empty)
+    if all(unicodedata.category(c) in _INVISIBLE_CATEGORIES or c.isspace() for c in value):
+        shown = "it is empty" if not value else "it shows no text (only spaces, zero-width or control characters)"
+        raise invalid(f"{purpose}; {shown}")
+    for position, character in enumerate(value):
+        if unicodedata.category(character) == "Cc" and character not in _ALLOWED_CONTROLS:
+            raise invalid(f"contains the control character U+{ord(character):04X} at position {position}; remove it")
     if len(value) > MAX_PROMPT_CHARS:
         raise invalid(f"is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}")
     return value
 
 
 def _check_duration(value: int | None, model: Any, rules: dict[str, tuple[int, ...]], what: str) -> int | None:
+    problem = duration_problem(value, model, rules, what)
+    if problem is not None:
+        raise invalid(problem)
+    return value
+
+
+def duration_problem(value: Any, model: Any, rules: dict[str, tuple[int, ...]], what: str = "") -> str | None:
+    """What is wrong with ``value`` seconds for ``model`` under ``rules`` (None when nothing is, or when the
+    model itself is wrong: that has its own message)."""
     allowed = rules.get(model) if isinstance(model, str) else None
     if value is None or allowed is None or value in allowed:
-        return value
+        return None
     others = [name for name, durations in rules.items() if value in durations and name != model]
     extra = f" ({value} s needs model='{others[0]}')" if others else ""
-    raise invalid(f"{model} allows {_or(allowed)} seconds{what}{extra}")
+    return f"{model} allows {_or(allowed)} seconds{what}{extra}"
 
 
-def _check_image(index: int, image: str) -> str:
+def _check_image(index: int, image: str, max_bytes: int) -> str:
     image = image.strip()
-    if image.startswith("data:"):
-        match = _DATA_URI_RE.match(image)
-        if match is None:
-            raise invalid(f"item {index} must be an http(s) URL or a data:image/<type>;base64,<data> URI")
-        try:
-            base64.b64decode(match.group(2), validate=True)
-        except (binascii.Error, ValueError):
-            raise invalid(f"item {index} is a data: URI whose base64 payload is not valid base64") from None
-        return image
-    if not re.match(r"^https?://[^\s/]+\S*$", image):
+    try:
+        if image[:5].lower() == "data:":
+            return check_data_uri(image, max_bytes=max_bytes)
+    except ImageProblem as exc:
+        raise invalid(f"item {index} {exc}") from None
+    if not _HTTP_URL_RE.match(image):
         raise invalid(f"item {index} must be an http(s) URL or a data:image/<type>;base64,<data> URI")
-    return image
+    try:
+        return _check_public_url(image)
+    except PydanticCustomError as exc:
+        raise invalid(f"item {index} {exc.message()}") from None
 
 
 def _or(values: tuple[int, ...]) -> str:
@@ -237,7 +299,7 @@ class CharacterRequest(_Request):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_http_url(value)
+        return None if value is None else _check_public_url(value)
 
     @field_validator("from_task")
     @classmethod

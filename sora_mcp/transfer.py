@@ -29,6 +29,7 @@ from sora_mcp.errors import (
     MediaExpiredError,
     OutputDirError,
 )
+from sora_mcp.images import sniff_image_type
 
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 """What a media host answers for an expired or revoked signed URL."""
@@ -222,24 +223,6 @@ def _sha256_of(path: Path) -> str:
         while chunk := file.read(1024 * 1024):
             sha.update(chunk)
     return sha.hexdigest()
-
-
-_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
-
-
-def sniff_image_type(data: bytes) -> str | None:
-    """The media type of a JPEG, PNG, GIF or WebP image from its first bytes; None for anything else."""
-    for signature, media_type in _IMAGE_SIGNATURES:
-        if data.startswith(signature):
-            return media_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 async def fetch_small_image(

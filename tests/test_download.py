@@ -29,8 +29,8 @@ from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from sora_mcp.download import MANIFEST_NAME, check_filename, default_output_dir
 from sora_mcp.embedded import serve_app
 from sora_mcp.errors import InvalidArgumentError
+from sora_mcp.images import sniff_image_type
 from sora_mcp.server import build_server
-from sora_mcp.transfer import sniff_image_type
 
 pytestmark = pytest.mark.anyio
 

@@ -148,7 +148,7 @@ def test_equal_requests_have_equal_keys_and_data_uris_are_stored_short() -> None
     assert same.request_hash == Submission.of(VideoRequest(prompt="a cat", images=[PNG])).request_hash
     assert (
         same.request_hash
-        != Submission.of(VideoRequest(prompt="a cat", images=["data:image/png;base64,AAAA"])).request_hash
+        != Submission.of(VideoRequest(prompt="a cat", images=["data:image/png;base64,iVBORw0KGgoA"])).request_hash
     )
     assert same.request_hash != Submission.of(VideoRequest(prompt="a cat", images=[PNG], duration=10)).request_hash
     assert same.arguments == (

@@ -47,7 +47,10 @@ def test_video_payload_puts_presets_into_metadata_and_leaves_unset_fields_out() 
         ({"prompt": "x" * 10_001}, "prompt: is 10001 characters long; the limit is 10000"),
         ({"prompt": "x", "images": ["file:///etc/passwd"]}, "images: item 0 must be an http(s) URL or a data:image"),
         ({"prompt": "x", "images": ["data:image/png;base64,%%%"]}, "images: item 0 is a data: URI whose base64"),
-        ({"prompt": "x", "images": ["data:text/plain;base64,aGk="]}, "images: item 0 must be an http(s) URL"),
+        (
+            {"prompt": "x", "images": ["data:text/plain;base64,aGk="]},
+            "images: item 0 is a data: URI of type text/plain",
+        ),
         ({"prompt": "x", "images": ["https://e.x/a.png"] * 11}, "images: has 11 images; give at most 10"),
         ({"prompt": "x", "seed": 1}, "seed: Extra inputs are not permitted"),
     ],

@@ -4,15 +4,23 @@ whose text says what happened, what it means for the user's money, and what to d
 Argument problems found by our request models come out here too, in one style that names each argument.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
-from sora_mcp.config import redact
-from sora_mcp.create_requests import CharacterRequest, RemixRequest, VideoRequest, describe_validation_error
+from sora_mcp.config import Settings, redact
+from sora_mcp.create_requests import (
+    DURATIONS,
+    REMIX_DURATIONS,
+    CharacterRequest,
+    RemixRequest,
+    VideoRequest,
+    describe_validation_error,
+    duration_problem,
+)
 from sora_mcp.errors import (
     APIConnectionError,
     APIResponseError,
@@ -38,25 +46,60 @@ from sora_mcp.errors import (
 RequestT = TypeVar("RequestT", VideoRequest, CharacterRequest, RemixRequest)
 
 
-def validated(request_type: type[RequestT], /, **arguments: Any) -> RequestT:
+NOTHING_SENT = "Invalid arguments, nothing was sent to the gateway: "
+"""How every argument error starts, whichever layer found it (the SDK's argument model or our request models)."""
+
+
+def validated(request_type: type[RequestT], settings: Settings, /, **arguments: Any) -> RequestT:
     """Build a request model, turning its validation errors into one tool error that names each argument."""
     try:
-        return request_type(**arguments)
+        return request_type.model_validate(arguments, context={"max_image_bytes": settings.max_image_bytes})
     except ValidationError as exc:
-        problems = describe_validation_error(exc)
-        raise ToolError(f"Invalid arguments, nothing was sent to the gateway: {problems}") from None
+        raise ToolError(NOTHING_SENT + describe_validation_error(exc)) from None
+
+
+def unknown_arguments(tool: str, unknown: Iterable[str], allowed: Iterable[str]) -> str:
+    """The error for arguments a tool does not take (a typo would otherwise be dropped and the default paid)."""
+    names = ", ".join(sorted(unknown))
+    return f"{NOTHING_SENT}{tool} has no argument {names}. Its arguments are: {', '.join(allowed)}."
+
+
+def argument_errors(tool: str, exc: ValidationError, arguments: dict[str, Any]) -> str:
+    """The SDK's argument validation errors in sora-mcp's one style: ``field: problem`` per argument, and for a
+    duration the values the requested model allows (the schema's enum lists every model's)."""
+    lines = []
+    for item in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if field == "duration" and item["type"] == "literal_error":
+            message = _duration_rule(tool, arguments.get("model", "sora-2"), item.get("input"))
+        lines.append(f"{field}: {message}")
+    return NOTHING_SENT + "; ".join(lines)
+
+
+def _duration_rule(tool: str, model: Any, value: Any) -> str:
+    remix = tool == "remix_video"
+    rules = REMIX_DURATIONS if remix else DURATIONS
+    problem = duration_problem(value, model, rules, " for a remix" if remix else "")
+    if problem is None:  # the model is wrong too (it has its own line): name every value
+        every = sorted({d for durations in rules.values() for d in durations})
+        return f"must be one of {', '.join(map(str, every))} seconds (which ones depends on the model), got {value!r}"
+    return problem
 
 
 @contextmanager
-def tool_errors(secret: str | None, *, task_id: str | None = None) -> Iterator[None]:
-    """Turn every ``SoraError`` raised inside into a ``ToolError`` with actionable text (never the API key)."""
+def tool_errors(secret: str | None, *, task_id: str | None = None, remix_of: str | None = None) -> Iterator[None]:
+    """Turn every ``SoraError`` raised inside into a ``ToolError`` with actionable text (never the API key).
+
+    ``task_id`` is the task a read is about; ``remix_of`` the video a remix starts from (a 404 then means that id).
+    """
     try:
         yield
     except SoraError as exc:
-        raise ToolError(redact(describe_error(exc, task_id=task_id), secret)) from exc
+        raise ToolError(redact(describe_error(exc, task_id=task_id, remix_of=remix_of), secret)) from exc
 
 
-def describe_error(exc: SoraError, *, task_id: str | None = None) -> str:
+def describe_error(exc: SoraError, *, task_id: str | None = None, remix_of: str | None = None) -> str:
     """The tool-error text for a client error: what happened, what it means for money, what to do next."""
     if isinstance(exc, CreateOutcomeUnknownError):
         recorded = (
@@ -77,7 +120,7 @@ def describe_error(exc: SoraError, *, task_id: str | None = None) -> str:
         return f"Invalid argument {exc}"
     nothing = "" if task_id else " Nothing was created."
     if isinstance(exc, APIStatusError):
-        return _status_advice(exc, task_id) + nothing
+        return _status_advice(exc, task_id, remix_of) + nothing
     if isinstance(exc, APITimeoutError):
         return f"{_sentence(_cause(exc))}, also on retry. Try again shortly; raise SORA_TIMEOUT if it persists."
     if isinstance(exc, APIConnectionError):
@@ -100,8 +143,13 @@ STATUS_ADVICE: tuple[tuple[type[APIStatusError], str], ...] = (
 """What each gateway status means and what to do, first match wins; ``{detail}`` is the status and message."""
 
 
-def _status_advice(exc: APIStatusError, task_id: str | None) -> str:
+def _status_advice(exc: APIStatusError, task_id: str | None, remix_of: str | None) -> str:
     detail = _status_detail(exc)
+    if isinstance(exc, NotFoundError) and remix_of and not exc.is_html:
+        return (
+            f"No video task '{remix_of}' exists for this API key to remix ({detail}). Check task_id: use the "
+            "task_id of a completed video from create_video or list_tasks."
+        )
     if isinstance(exc, NotFoundError) and task_id:
         return (
             f"No task '{task_id}' exists for this API key ({detail}). Check the task_id: use the one "

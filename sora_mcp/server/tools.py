@@ -138,6 +138,7 @@ async def create_video(
     with tool_errors(state.secret):
         request = validated(
             VideoRequest,
+            state.settings,
             prompt=prompt,
             model=model,
             duration=duration,
@@ -182,7 +183,9 @@ async def create_character(
     """
     state = app_state(ctx)
     with tool_errors(state.secret):
-        request = validated(CharacterRequest, timestamps=timestamps, url=url, from_task=from_task, model=model)
+        request = validated(
+            CharacterRequest, state.settings, timestamps=timestamps, url=url, from_task=from_task, model=model
+        )
         created = await state.tasks.create(request, allow_duplicate=allow_duplicate)
         return await after_create(ctx, created, wait_seconds)
 
@@ -209,9 +212,15 @@ async def remix_video(
     task may already exist.
     """
     state = app_state(ctx)
-    with tool_errors(state.secret):
+    with tool_errors(state.secret, remix_of=task_id):
         request = validated(
-            RemixRequest, source_task_id=task_id, prompt=prompt, model=model, size=size, duration=duration
+            RemixRequest,
+            state.settings,
+            source_task_id=task_id,
+            prompt=prompt,
+            model=model,
+            size=size,
+            duration=duration,
         )
         created = await state.tasks.create(request, allow_duplicate=allow_duplicate)
         return await after_create(ctx, created, wait_seconds)

@@ -10,11 +10,14 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.json_schema import models_json_schema
+
+from sora_mcp.server.errors import argument_errors, unknown_arguments
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,13 +42,14 @@ class ToolSet:
 
         def add(fn: F) -> F:
             output_model = result_model(fn)
-            tool = Tool.from_function(
+            built = Tool.from_function(
                 fn,
                 title=title,
                 description=inspect.cleandoc(fn.__doc__ or ""),
                 annotations=annotations,
                 structured_output=False,
             )
+            tool = CheckedTool.model_construct(**{name: getattr(built, name) for name in Tool.model_fields})
             self._tools.append((tool, output_model))
             self._built = None
             return fn
@@ -61,6 +65,28 @@ class ToolSet:
                 tool.fn_metadata = FuncMetadata(arg_model=arg_model, output_model=model, output_schema=schemas[model])
             self._built = [tool for tool, _ in self._tools]
         return list(self._built)
+
+
+class CheckedTool(Tool):
+    """A tool that refuses arguments it does not know, and reports every argument error in sora-mcp's one style.
+
+    The SDK ignores unknown arguments (``create_video(dration=15)`` would be paid at the default duration) and
+    reports its own validation errors as a raw pydantic dump; both are caught here, before the tool body runs.
+    Instances are made with ``model_construct`` from the SDK's own ``Tool``, so its schema is never built.
+    """
+
+    model_config = ConfigDict(defer_build=True)
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        allowed = list(self.parameters.get("properties", {}))
+        unknown = set(arguments) - set(allowed)
+        if unknown:
+            raise ToolError(f"Error executing tool {self.name}: {unknown_arguments(self.name, unknown, allowed)}")
+        try:
+            self.fn_metadata.validate_arguments(arguments)
+        except ValidationError as exc:
+            raise ToolError(f"Error executing tool {self.name}: {argument_errors(self.name, exc, arguments)}") from None
+        return await super().run(arguments, context, convert_result)
 
 
 DEFS = "#/$defs/"
