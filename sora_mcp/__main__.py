@@ -8,7 +8,6 @@ errors answer at once and the stdio path never imports an HTTP server.
 """
 
 import argparse
-import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sora-mcp",
+        usage="%(prog)s [options] [doctor]",
         description="MCP server for Sora-2 video generation. Serves MCP over stdio by default. "
         "Configuration comes from SORA_* environment variables (see the README).",
     )
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         help="log level of the messages written to stderr (default: WARNING on stdio, INFO over HTTP)",
     )
-    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", title="commands (optional)", metavar="COMMAND")
     commands.add_parser(
         "doctor",
         help="check the configuration, the gateway and the key, then exit (non-zero on problems)",
@@ -176,11 +176,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         serve_http(parser, args, settings)
         return
 
-    from sora_mcp.server import build_server
+    from sora_mcp import stdio
 
-    server = build_server(settings)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run("stdio")
+    stdio.run(settings)
 
 
 def serve_http(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: "Settings") -> None:

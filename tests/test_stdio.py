@@ -205,8 +205,11 @@ class RawSession:
         return result
 
     async def _write(self, message: dict[str, Any]) -> None:
+        await self._write_raw(json.dumps(message).encode() + b"\n")
+
+    async def _write_raw(self, line: bytes) -> None:
         assert self.process.stdin is not None
-        await self.process.stdin.send(json.dumps(message).encode() + b"\n")
+        await self.process.stdin.send(line)
 
     async def read_stdout(self) -> None:
         assert self.process.stdout is not None
@@ -329,3 +332,50 @@ async def test_the_api_key_appears_neither_on_stdout_nor_in_debug_logs(tmp_path:
     assert b"DEBUG" in server.stderr  # the debug logs were on, and captured
     assert CANARY.encode() not in server.stdout
     assert CANARY.encode() not in server.stderr
+
+
+async def test_unreadable_lines_get_a_parse_error_and_the_server_goes_on(tmp_path: Path) -> None:
+    """A garbage line and a request holding a lone surrogate (half an emoji) each get a JSON-RPC -32700 answer,
+    the latter with its id, so no client waits forever; the next request is served."""
+    async with raw_server(server_env(SORA_SANDBOX="1")) as server:
+        await server.initialize()
+        await server._write_raw(b"this is not json\n")
+        await server._write_raw(
+            b'{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"x","y":"\\ud83d"}}\n'
+        )
+        with anyio.fail_after(30):
+            parse_errors = [await server._messages.receive() for _ in range(2)]
+        listed, _ = await server.request("tools/list", {})
+    assert [(m["id"], m["error"]["code"]) for m in parse_errors] == [(None, -32700), (41, -32700)]
+    assert "lone surrogate" in parse_errors[1]["error"]["message"]
+    assert sorted(tool["name"] for tool in listed["result"]["tools"]) == TOOLS
+    assert all(json.loads(line)["jsonrpc"] == "2.0" for line in server.lines)
+
+
+async def test_sigterm_during_a_create_delivers_its_task_id_then_exits_0(tmp_path: Path) -> None:
+    """SIGTERM while a create waits for the gateway: the create still answers its task id, the process exits 0."""
+    import signal
+
+    fake = FakeGateway(api_key=API_KEY)
+    fake.hang("POST", CREATE, seconds=1.5)
+    with served(fake) as url:
+        async with raw_server(gateway_env(url)) as server:
+            await server.initialize()
+            answers: list[dict[str, Any]] = []
+
+            async def create() -> None:
+                answers.append(await server.call_tool("create_video", {"prompt": "in flight"}))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(create)
+                with anyio.fail_after(20):
+                    while not any(r.method == "POST" for r in fake.requests):  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                server.process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(20):
+                returncode = await server.process.wait()
+    (result,) = answers
+    assert result.get("isError") is not True, result
+    assert result["structuredContent"]["task_id"] in fake.tasks
+    assert returncode == 0
+    assert b"Traceback" not in server.stderr, server.stderr.decode()

@@ -8,7 +8,7 @@ SDK's own registration of the same function, so an SDK upgrade that breaks the w
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, TypeVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, TypeVar, get_args, get_origin
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
@@ -77,6 +77,9 @@ class CheckedTool(Tool):
 
     model_config = ConfigDict(defer_build=True)
 
+    calls_in_flight: ClassVar[int] = 0
+    """Tool calls of this process under way: a graceful shutdown lets them finish (``sora_mcp.stdio``)."""
+
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         allowed = list(self.parameters.get("properties", {}))
         unknown = set(arguments) - set(allowed)
@@ -86,7 +89,11 @@ class CheckedTool(Tool):
             self.fn_metadata.validate_arguments(arguments)
         except ValidationError as exc:
             raise ToolError(f"Error executing tool {self.name}: {argument_errors(self.name, exc, arguments)}") from None
-        return await super().run(arguments, context, convert_result)
+        CheckedTool.calls_in_flight += 1
+        try:
+            return await super().run(arguments, context, convert_result)
+        finally:
+            CheckedTool.calls_in_flight -= 1
 
 
 DEFS = "#/$defs/"

@@ -1,0 +1,174 @@
+"""MCP over stdio, as ``sora-mcp`` runs it: the SDK's transport, with two gaps closed.
+
+- A line that is not a JSON-RPC message (garbage, or JSON holding a lone surrogate, half of an emoji) is dropped
+  by the SDK without an answer, and a client waiting on that request's id waits forever. Here it is answered
+  with a JSON-RPC parse error (``-32700``), with the request's id when one can be read from the line. The answer
+  goes through the SDK's own writer, so it never tears another message on stdout.
+- SIGTERM or SIGINT (a client closing the server) ends waits at once (``SoraClient.stop_waiting``), lets tool
+  calls under way finish for up to ``DRAIN_SECONDS`` (a create in flight delivers its task id), then exits. The
+  SDK reads stdin in a worker thread that a cancellation cannot stop (the process would live on until the next
+  line); here stdin is read by a daemon thread of our own, so the process can end whatever stdin does.
+"""
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import mcp_types as types
+from mcp.server import MCPServer
+from mcp.server.stdio import stdio_server
+from mcp.shared._context_streams import ContextReceiveStream, ContextSendStream, create_context_streams
+from mcp.shared.message import SessionMessage
+
+from sora_mcp.client import SoraClient
+from sora_mcp.config import Settings
+from sora_mcp.server.app import open_client
+from sora_mcp.server.toolset import CheckedTool
+
+logger = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 20.0
+"""On SIGTERM/SIGINT, how long tool calls under way (a create above all) may take to finish."""
+
+
+def run(settings: Settings) -> None:
+    """Serve ``build_server(settings)`` over stdio until stdin closes or a signal ends it."""
+    anyio.run(serve, settings)
+
+
+async def serve(settings: Settings) -> None:
+    from sora_mcp.server import build_server
+
+    stdin = cast("anyio.AsyncFile[str]", StdinLines())
+    async with open_client(settings) as sora:
+        with anyio.CancelScope() as stop:  # around the transport too: its reader and writer end with it
+            async with stdio_server(stdin=stdin) as (sdk_read, write), anyio.create_task_group() as group:
+                server = build_server(settings, client=sora)
+                read_writer, read = create_context_streams[SessionMessage | Exception](0)
+                group.start_soon(_drain_on_signal, sora, stop)
+                group.start_soon(_answer_unreadable_lines, sdk_read, read_writer, write)
+                await _run(server, read, write)
+                stop.cancel()  # stdin closed: the session is over
+
+
+class StdinLines:
+    """The lines of stdin, read by a daemon thread (which never keeps the process alive), with backpressure."""
+
+    def __init__(self) -> None:
+        self._fd = sys.stdin.fileno()
+        self._send, self._receive = anyio.create_memory_object_stream[str](16)
+        token = anyio.lowlevel.current_token()
+        threading.Thread(target=self._read, args=(token,), name="sora-mcp stdin", daemon=True).start()
+
+    def _read(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        # os.read on the descriptor, not sys.stdin.buffer: a daemon thread blocked inside a buffered reader holds
+        # its lock, and the interpreter aborts at exit ("could not acquire lock ... at interpreter shutdown").
+        pending = b""
+        try:
+            while chunk := os.read(self._fd, 65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    anyio.from_thread.run(self._send.send, line.decode("utf-8", errors="replace") + "\n", token=token)
+            if pending:
+                anyio.from_thread.run(self._send.send, pending.decode("utf-8", errors="replace"), token=token)
+        except (OSError, RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return  # stdin, the event loop or the reader is gone: the server is stopping
+        try:
+            anyio.from_thread.run_sync(self._send.close, token=token)
+        except RuntimeError:
+            return
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._receive.__aiter__()
+
+
+async def _run(
+    server: MCPServer[Any], read: ContextReceiveStream[SessionMessage | Exception], write: ContextSendStream[Any]
+) -> None:
+    lowlevel = server._lowlevel_server  # what MCPServer.run_stdio_async runs on the same streams
+    await lowlevel.run(read, write, lowlevel.create_initialization_options())
+
+
+async def _answer_unreadable_lines(
+    sdk_read: ContextReceiveStream[SessionMessage | Exception],
+    forward: ContextSendStream[SessionMessage | Exception],
+    write: ContextSendStream[SessionMessage],
+) -> None:
+    """Pass messages on; answer each line the SDK could not read with a parse error instead of silence."""
+    async with forward:
+        async for item in sdk_read:
+            if isinstance(item, SessionMessage):
+                await forward.send(item)
+                continue
+            logger.warning("Unreadable line on stdin, answered with a parse error: %s", _first_line(item))
+            await write.send(SessionMessage(_parse_error(item)))
+
+
+def _parse_error(exc: Exception) -> types.JSONRPCError:
+    data = _parsed(exc)
+    request_id = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+        request_id = None
+    message = "Parse error: the line is not a JSON-RPC message"
+    if _has_lone_surrogate(data):
+        message += " (it holds a lone surrogate: half of a UTF-16 pair, as in a cut emoji)"
+    return types.JSONRPCError(
+        jsonrpc="2.0", id=request_id, error=types.ErrorData(code=types.PARSE_ERROR, message=message)
+    )
+
+
+def _parsed(exc: Exception) -> Any:
+    """The unreadable line as Python data, when it is JSON at all (Python's parser takes lone surrogates)."""
+    line = _validation_input(exc)
+    if not isinstance(line, str | bytes):
+        return None
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= character <= "\udfff" for character in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(key) or _has_lone_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+def _validation_input(exc: Exception) -> Any:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return None
+    try:
+        items = errors()
+    except Exception:  # pragma: no cover - an exception type we did not expect
+        return None
+    return items[0].get("input") if items else None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+async def _drain_on_signal(sora: SoraClient, stop: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            logger.info("%s: ending waits, letting tool calls under way finish", signal.Signals(signum).name)
+            sora.stop_waiting()
+            with anyio.move_on_after(DRAIN_SECONDS):
+                while CheckedTool.calls_in_flight:  # noqa: ASYNC110 - a counter polled during shutdown only
+                    await anyio.sleep(0.05)
+            await anyio.sleep(0.2)  # the last answers reach the writer
+            stop.cancel()
+            return
