@@ -9,7 +9,8 @@ import pytest
 from conftest import API_KEY, make_settings
 from fake_gateway import FakeGateway, refused_url
 
-from sora_mcp.client import SoraClient, parse_retry_after, retry_delay
+from sora_mcp.answers import parse_retry_after
+from sora_mcp.client import SoraClient, retry_delay
 from sora_mcp.create_requests import CharacterRequest, VideoRequest
 from sora_mcp.embedded import serve_app
 from sora_mcp.errors import (
