@@ -25,7 +25,7 @@ import anyio.lowlevel
 import mcp_types as types
 from mcp.server import MCPServer
 from mcp.server.stdio import stdio_server
-from mcp.shared._context_streams import ContextReceiveStream, ContextSendStream, create_context_streams
+from mcp.shared._context_streams import ContextReceiveStream, ContextSendStream
 from mcp.shared.message import SessionMessage
 
 from sora_mcp.client import SoraClient
@@ -52,10 +52,8 @@ async def serve(settings: Settings) -> None:
         with anyio.CancelScope() as stop:  # around the transport too: its reader and writer end with it
             async with stdio_server(stdin=stdin) as (sdk_read, write), anyio.create_task_group() as group:
                 server = build_server(settings, client=sora)
-                read_writer, read = create_context_streams[SessionMessage | Exception](0)
                 group.start_soon(_drain_on_signal, sora, stop)
-                group.start_soon(_answer_unreadable_lines, sdk_read, read_writer, write)
-                await _run(server, read, write)
+                await _run(server, AnsweringReadStream(sdk_read, write), write)
                 stop.cancel()  # stdin closed: the session is over
 
 
@@ -90,26 +88,54 @@ class StdinLines:
         return self._receive.__aiter__()
 
 
-async def _run(
-    server: MCPServer[Any], read: ContextReceiveStream[SessionMessage | Exception], write: ContextSendStream[Any]
-) -> None:
+async def _run(server: MCPServer[Any], read: "AnsweringReadStream", write: ContextSendStream[Any]) -> None:
     lowlevel = server._lowlevel_server  # what MCPServer.run_stdio_async runs on the same streams
     await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 
-async def _answer_unreadable_lines(
-    sdk_read: ContextReceiveStream[SessionMessage | Exception],
-    forward: ContextSendStream[SessionMessage | Exception],
-    write: ContextSendStream[SessionMessage],
-) -> None:
-    """Pass messages on; answer each line the SDK could not read with a parse error instead of silence."""
-    async with forward:
-        async for item in sdk_read:
+class AnsweringReadStream:
+    """The SDK's stdio read stream, answering each line it could not read with a parse error instead of handing
+    the exception on (which the SDK drops silently). No task or stream of its own: the check is one ``isinstance``
+    per message on the way through. ``last_context`` is passed through, as the SDK's dispatcher reads it."""
+
+    def __init__(
+        self, inner: ContextReceiveStream[SessionMessage | Exception], write: ContextSendStream[SessionMessage]
+    ) -> None:
+        self._inner = inner
+        self._write = write
+
+    @property
+    def last_context(self) -> Any:
+        return self._inner.last_context
+
+    async def receive(self) -> SessionMessage:
+        while True:
+            item = await self._inner.receive()
             if isinstance(item, SessionMessage):
-                await forward.send(item)
-                continue
+                return item
             logger.warning("Unreadable line on stdin, answered with a parse error: %s", _first_line(item))
-            await write.send(SessionMessage(_parse_error(item)))
+            await self._write.send(SessionMessage(_parse_error(item)))
+
+    def __aiter__(self) -> "AnsweringReadStream":
+        return self
+
+    async def __anext__(self) -> SessionMessage:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> "AnsweringReadStream":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def _parse_error(exc: Exception) -> types.JSONRPCError:

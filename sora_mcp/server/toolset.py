@@ -81,17 +81,19 @@ class CheckedTool(Tool):
     """Tool calls of this process under way: a graceful shutdown lets them finish (``sora_mcp.stdio``)."""
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
-        allowed = list(self.parameters.get("properties", {}))
-        unknown = set(arguments) - set(allowed)
-        if unknown:
-            raise ToolError(f"Error executing tool {self.name}: {unknown_arguments(self.name, unknown, allowed)}")
-        try:
-            self.fn_metadata.validate_arguments(arguments)
-        except ValidationError as exc:
-            raise ToolError(f"Error executing tool {self.name}: {argument_errors(self.name, exc, arguments)}") from None
+        properties = self.parameters.get("properties", {})
+        if unknown := arguments.keys() - properties.keys():
+            raise ToolError(f"Error executing tool {self.name}: {unknown_arguments(self.name, unknown, properties)}")
         CheckedTool.calls_in_flight += 1
         try:
             return await super().run(arguments, context, convert_result)
+        except ToolError as exc:
+            # The SDK raises argument validation errors as ToolError from the ValidationError (the only way one
+            # gets that cause: our tools raise theirs from None): rewritten in the one style, validated once.
+            if isinstance(exc.__cause__, ValidationError):
+                problems = argument_errors(self.name, exc.__cause__, arguments)
+                raise ToolError(f"Error executing tool {self.name}: {problems}") from None
+            raise
         finally:
             CheckedTool.calls_in_flight -= 1
 
