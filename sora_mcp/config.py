@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     mcp_allow_unauthenticated: bool = False
     """Serve HTTP on a non-loopback address without ``mcp_auth_token`` (only behind something that authenticates)."""
 
+    mcp_session_idle_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    """Streamable HTTP: a session (2025-11-25 clients) with no request for this long is closed and its memory
+    freed; the client then starts a new one. The SDK's default, 30 minutes, let abandoned sessions pile up."""
+
+    mcp_max_sessions: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    """Streamable HTTP: open sessions at most; a new one beyond it is refused (503) until idle ones expire."""
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:

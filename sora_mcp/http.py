@@ -111,6 +111,8 @@ def create_app(
         mcp_app = server.streamable_http_app(
             streamable_http_path=mcp_path,
             stateless_http=settings.mcp_stateless,
+            session_idle_timeout=settings.mcp_session_idle_seconds,
+            max_sessions=settings.mcp_max_sessions,
             transport_security=security,
             max_request_body_size=MAX_REQUEST_BODY_BYTES,
         )

@@ -656,3 +656,25 @@ async def test_sigterm_ends_waits_at_once_lets_a_create_finish_and_exits_0(mode:
     assert stopped < 10
     assert "Traceback" not in stderr and " ERROR " not in stderr, stderr
     assert port_is_free(port)
+
+
+async def test_an_abandoned_session_is_closed_after_the_idle_setting_and_the_cap_holds(gateway_url: str) -> None:
+    """SORA_MCP_SESSION_IDLE_SECONDS closes a session nobody DELETEs (the SDK's 30 minutes let them pile up), and
+    SORA_MCP_MAX_SESSIONS refuses sessions beyond the cap."""
+    settings = make_settings(base_url=gateway_url, mcp_session_idle_seconds=0.5, mcp_max_sessions=2)
+    headers = {**STREAMABLE_ACCEPT, "Content-Type": "application/json"}
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    async with serving(settings) as url, httpx2.AsyncClient(base_url=url, headers=headers, timeout=10) as http:
+        opened = [await http.post("/mcp", json=INITIALIZE) for _ in range(3)]
+        assert [response.status_code for response in opened] == [200, 200, 503]
+        session = opened[0].headers["mcp-session-id"]
+        assert (await http.post("/mcp", json=listing, headers={"mcp-session-id": session})).status_code == 200
+        statuses = []
+        for pause in (1.0, 2.0, 4.0):  # each pause longer than the idle setting (a request restarts the clock)
+            await anyio.sleep(pause)
+            statuses.append((await http.post("/mcp", json=listing, headers={"mcp-session-id": session})).status_code)
+            if statuses[-1] == 404:
+                break
+        assert statuses[-1] == 404, statuses
+        after_expiry = await http.post("/mcp", json=INITIALIZE)
+    assert after_expiry.status_code == 200  # the expired sessions freed their places under the cap
