@@ -94,8 +94,8 @@ def test_facts_become_notes_in_a_fixed_order_with_the_sandbox_mark_first() -> No
         SANDBOX_MARK + "This is the task of the video request sent at 2026-01-14 08:44 UTC whose outcome was unknown; "
         "the journal now records it. Could not read it from the gateway just now (HTTP 503: busy). The last poll "
         "failed (HTTP 502: bad gateway). The video is queued. Call get_task with task_id='t1' and wait_seconds=50 "
-        "to wait for it (or poll again in next_poll_seconds); do not create it again. Note: this task could not "
-        "be recorded in the task journal (disk full), so keep its task_id. Waiting for it failed (it broke); the "
+        "to wait for it (or poll again in next_poll_seconds); do not create it again. Note: the task journal "
+        "could not record this task (disk full), so keep its task_id. Waiting for it failed (it broke); the "
         "task exists: poll it with get_task."
     )
     at_start = rendered(task, unrecorded="read-only home", unrecorded_at_start=True).hint

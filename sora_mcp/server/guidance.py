@@ -147,9 +147,10 @@ def render(outcome: TaskOutcome, *, now: float, sandbox: bool) -> Task:
     hint = " ".join([*notes, step])
     if outcome.reused_at is not None:
         hint = _reused(outcome, hint, now)
-    if outcome.unrecorded:
-        problem = "is not recorded in" if outcome.unrecorded_at_start else "could not be recorded in"
-        hint += f" Note: this task {problem} the task journal ({outcome.unrecorded}), so keep its task_id."
+    if outcome.unrecorded and outcome.unrecorded_at_start:
+        hint += f" Note: this task is not recorded in the task journal ({outcome.unrecorded}), so keep its task_id."
+    elif outcome.unrecorded:
+        hint += f" Note: the task journal could not record this task ({outcome.unrecorded}), so keep its task_id."
     if outcome.wait_error:
         hint += f" Waiting for it failed ({outcome.wait_error}); the task exists: poll it with get_task."
     if sandbox:
