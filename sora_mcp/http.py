@@ -141,7 +141,8 @@ def create_app(
                 # A mounted app's own lifespan never runs: the host runs the session manager (and so the MCP
                 # server's lifespan, once for the process).
                 await stack.enter_async_context(server.session_manager.run())
-            logger.info("sora-mcp %s serving MCP over %s at %s (%s)", __version__, transport, endpoint, _mode(settings))
+            mode = _mode(settings)
+            logger.info("sora-mcp %s starting MCP over %s at %s (%s)", __version__, transport, endpoint, mode)
             yield
 
     async def health(_: Request) -> Response:
@@ -367,6 +368,7 @@ def serve(
     Raises :class:`HttpConfigError` before binding anything when :func:`check_exposure` refuses ``host``.
     """
     check_exposure(settings, host)
+    listener = _listen(host, port)  # before anything starts: a busy port is an error, not a log line after "starting"
     app = create_app(settings, transport=transport, mcp_path=mcp_path, sse_path=sse_path, message_path=message_path)
     from sse_starlette.sse import AppStatus
 
@@ -383,8 +385,29 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=STREAMS_CLOSE_SECONDS,
     )
-    with _signals_end_cleanly():
-        GracefulServer(config, app.state.gateway).run()
+    with listener, _signals_end_cleanly():
+        GracefulServer(config, app.state.gateway).run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; raises ``HttpConfigError`` naming the fix when it cannot be had."""
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # uvicorn leaves pre-bound sockets without TCP_NODELAY (accepted ones inherit it from here)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((address, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise HttpConfigError(
+            f"cannot listen on {host}:{port} ({reason}): another program, or another sora-mcp, may use the port; "
+            "pass --port with a free one, or stop the other"
+        ) from None
+    return sock
 
 
 @contextmanager

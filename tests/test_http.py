@@ -678,3 +678,17 @@ async def test_an_abandoned_session_is_closed_after_the_idle_setting_and_the_cap
         assert statuses[-1] == 404, statuses
         after_expiry = await http.post("/mcp", json=INITIALIZE)
     assert after_expiry.status_code == 200  # the expired sessions freed their places under the cap
+
+
+def test_a_busy_port_stops_the_command_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    """The port is taken: exit 2 with a message naming --port, and no "starting" line before it."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as stopped:
+            main(["--transport", "streamable-http", "--port", str(port), "--sandbox"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "pass --port with a free one" in err
+    assert "starting MCP" not in err
