@@ -408,7 +408,7 @@ class Journal:
             )
             connection.row_factory = sqlite3.Row
             connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _enable_wal(connection, self._busy_timeout)
             if str(mode).lower() != "wal":
                 logger.warning(
                     "The task journal %s runs in %s mode, not WAL (file system without locks?)", self.path, mode
@@ -502,6 +502,19 @@ def _unknown_submission_for(connection: sqlite3.Connection, task: Task, gateway:
         (gateway, task.kind, task.created_at - window, task.created_at + 60, task.model, task.model),
     ).fetchall()
     return int(rows[0]["id"]) if len(rows) == 1 else None
+
+
+def _enable_wal(connection: sqlite3.Connection, busy_timeout: float) -> str:
+    """Switch to WAL and return the journal mode in force. Two processes opening a new file at once can make the
+    switch answer "database is locked" at once, without the busy handler waiting: retried until ``busy_timeout``."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)  # on the journal's worker thread, never the event loop
 
 
 @contextmanager
