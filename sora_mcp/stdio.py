@@ -30,7 +30,7 @@ from mcp.shared.message import SessionMessage
 
 from sora_mcp.client import SoraClient
 from sora_mcp.config import Settings
-from sora_mcp.server.app import open_client
+from sora_mcp.server.app import build_server, open_client
 from sora_mcp.server.toolset import CheckedTool
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ def run(settings: Settings) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    from sora_mcp.server import build_server
-
     stdin = cast("anyio.AsyncFile[str]", StdinLines())
     async with open_client(settings) as sora:
         with anyio.CancelScope() as stop:  # around the transport too: its reader and writer end with it

@@ -6,7 +6,7 @@ result built by ``server/results.py``; every error passes ``server/errors.tool_e
 for ``build_server``. Docstrings are the descriptions the calling model reads.
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import AfterValidator, Field
@@ -27,7 +27,7 @@ from sora_mcp.models import (
     VideoModel,
     check_task_id,
 )
-from sora_mcp.server.errors import describe_error, tool_errors, validated
+from sora_mcp.server.errors import RequestT, describe_error, tool_errors, validated
 from sora_mcp.server.results import (
     TaskList,
     byte_reporter,
@@ -134,24 +134,19 @@ async def create_video(
     list_tasks shows every task created. The same request again within minutes returns the earlier task
     ("reused": true) instead of creating another.
     """
-    state = app_state(ctx)
-    with tool_errors(state.secret):
-        request = validated(
-            VideoRequest,
-            state.settings,
-            prompt=prompt,
-            model=model,
-            duration=duration,
-            size=size,
-            images=images,
-            style=style,
-            watermark=watermark,
-            private=private,
-            storyboard=storyboard,
-            thumbnail=thumbnail,
-        )
-        created = await state.tasks.create(request, allow_duplicate=allow_duplicate)
-        return await after_create(ctx, created, wait_seconds)
+    arguments: dict[str, Any] = {
+        "prompt": prompt,
+        "model": model,
+        "duration": duration,
+        "size": size,
+        "images": images,
+        "style": style,
+        "watermark": watermark,
+        "private": private,
+        "storyboard": storyboard,
+        "thumbnail": thumbnail,
+    }
+    return await create_task(ctx, VideoRequest, arguments, allow_duplicate=allow_duplicate, wait_seconds=wait_seconds)
 
 
 @TOOLS.tool(title="Create a character", annotations=CREATE_ANNOTATIONS)
@@ -181,13 +176,10 @@ async def create_character(
     "completed" and read characters[].mention (like "@name"): writing that mention in a create_video prompt
     puts the character in the video. The same request again within minutes returns the earlier task.
     """
-    state = app_state(ctx)
-    with tool_errors(state.secret):
-        request = validated(
-            CharacterRequest, state.settings, timestamps=timestamps, url=url, from_task=from_task, model=model
-        )
-        created = await state.tasks.create(request, allow_duplicate=allow_duplicate)
-        return await after_create(ctx, created, wait_seconds)
+    arguments = {"timestamps": timestamps, "url": url, "from_task": from_task, "model": model}
+    return await create_task(
+        ctx, CharacterRequest, arguments, allow_duplicate=allow_duplicate, wait_seconds=wait_seconds
+    )
 
 
 @TOOLS.tool(title="Remix a video", annotations=CREATE_ANNOTATIONS)
@@ -211,19 +203,10 @@ async def remix_video(
     with that new id. If a call fails or times out, do not simply call it again: the error says whether a
     task may already exist.
     """
-    state = app_state(ctx)
-    with tool_errors(state.secret, remix_of=task_id):
-        request = validated(
-            RemixRequest,
-            state.settings,
-            source_task_id=task_id,
-            prompt=prompt,
-            model=model,
-            size=size,
-            duration=duration,
-        )
-        created = await state.tasks.create(request, allow_duplicate=allow_duplicate)
-        return await after_create(ctx, created, wait_seconds)
+    arguments = {"source_task_id": task_id, "prompt": prompt, "model": model, "size": size, "duration": duration}
+    return await create_task(
+        ctx, RemixRequest, arguments, allow_duplicate=allow_duplicate, wait_seconds=wait_seconds, remix_of=task_id
+    )
 
 
 @TOOLS.tool(title="Download a video", annotations=DOWNLOAD_ANNOTATIONS)
@@ -311,6 +294,25 @@ async def list_tasks(
     with tool_errors(state.secret):
         found = await state.tasks.list_tasks(limit=limit, kind=kind, status=status, refresh=refresh)
         return list_result([state.render(outcome) for outcome in found])
+
+
+async def create_task(
+    ctx: ToolContext,
+    request_type: type[RequestT],
+    arguments: dict[str, Any],
+    *,
+    allow_duplicate: bool,
+    wait_seconds: int,
+    remix_of: str | None = None,
+) -> CallToolResult:
+    """What every paid tool does: validate its arguments into a request (nothing is sent if they are wrong),
+    create the task through the journal, and answer as :func:`after_create` does. ``remix_of`` names the video a
+    remix starts from, so that a 404 names it."""
+    state = app_state(ctx)
+    with tool_errors(state.secret, remix_of=remix_of):
+        request = validated(request_type, state.settings, **arguments)
+        created = await state.tasks.create(request, allow_duplicate=allow_duplicate)
+        return await after_create(ctx, created, wait_seconds)
 
 
 async def after_create(ctx: ToolContext, created: TaskOutcome, wait_seconds: int) -> CallToolResult:
