@@ -39,16 +39,25 @@ async def serve_app(
         timeout_graceful_shutdown=2,
     )
     server = EmbeddedServer(config)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.create_server((host, port), family=family) as sock:
-        # uvicorn leaves pre-bound sockets without TCP_NODELAY (accepted ones inherit it from here); without
-        # it every response waits ~40 ms for a delayed ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with listen(host, port) as sock:
         bound_port = sock.getsockname()[1]
-        url = f"http://[{host}]:{bound_port}" if family == socket.AF_INET6 else f"http://{host}:{bound_port}"
+        url = f"http://[{host}]:{bound_port}" if sock.family == socket.AF_INET6 else f"http://{host}:{bound_port}"
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve, [sock])
             try:
                 yield url
             finally:
                 server.should_exit = True
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket for uvicorn to serve on (IPv6 when ``host`` is an IPv6 address, brackets or not).
+
+    uvicorn leaves pre-bound sockets without TCP_NODELAY (accepted ones inherit it from here); without it every
+    response waits ~40 ms for a delayed ACK. Raises ``OSError`` when the address cannot be had (a busy port).
+    """
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.create_server((address, port), family=family, backlog=2048)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
 from sora_mcp.config import LOOPBACK_NAMES, Settings, describe_settings_error, is_loopback
+from sora_mcp.embedded import listen
 from sora_mcp.server import build_server, open_client
 
 logger = logging.getLogger(__name__)
@@ -391,23 +392,14 @@ def serve(
 
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port``; raises ``HttpConfigError`` naming the fix when it cannot be had."""
-    address = host.strip("[]")
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # uvicorn leaves pre-bound sockets without TCP_NODELAY (accepted ones inherit it from here)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((address, port))
-        sock.listen(2048)
+        return listen(host, port)
     except OSError as exc:
-        sock.close()
         reason = exc.strerror or str(exc)
         raise HttpConfigError(
             f"cannot listen on {host}:{port} ({reason}): another program, or another sora-mcp, may use the port; "
             "pass --port with a free one, or stop the other"
         ) from None
-    return sock
 
 
 @contextmanager
