@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, contextmanager
@@ -546,7 +547,27 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)  # before the SDK's own INFO set-up of in-process servers
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # a log line per request would be timed too
-    anyio.run(run, args.quick, args.output)
+    try:
+        anyio.run(run, args.quick, args.output)
+    except BaseException as exc:  # name the root causes: a failure nested in 100 sessions' task groups is unreadable
+        leaves = list(root_causes(exc))
+        for leaf in leaves[:3]:
+            print("".join(traceback.format_exception(leaf, chain=False)[-6:]), file=sys.stderr)
+        print(f"benchmark failed: {len(leaves)} root cause(s), first: {leaves[0]!r}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def root_causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions at the bottom of nested exception groups, each once."""
+    if isinstance(exc, BaseExceptionGroup):
+        seen: set[int] = set()
+        for inner in exc.exceptions:
+            for leaf in root_causes(inner):
+                if id(leaf) not in seen:
+                    seen.add(id(leaf))
+                    yield leaf
+    else:
+        yield exc
 
 
 if __name__ == "__main__":

@@ -98,6 +98,19 @@ class Settings(BaseSettings):
     mcp_max_sessions: Annotated[int, Field(ge=1, le=100_000)] = 1000
     """Streamable HTTP: open sessions at most; a new one beyond it is refused (503) until idle ones expire."""
 
+    mcp_header_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """A connection must send a request's complete headers within this time of opening (or of its previous
+    answer); a slower one gets 408 and is closed, so a client trickling bytes cannot hold a connection."""
+
+    mcp_body_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """A request's whole body (at most 4 MiB) must arrive within this time of its headers, or the connection
+    is closed."""
+
+    mcp_max_connections: Annotated[int | None, Field(ge=8, le=1_000_000)] = None
+    """Open HTTP connections at most; a connection beyond the cap replaces the oldest one with no request in
+    progress. Unset: 1000, or less under a low file-descriptor limit (160 at ``ulimit -n 256``), so the gateway
+    client and the journal always have descriptors left."""
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:

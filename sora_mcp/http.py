@@ -12,7 +12,8 @@
 The app's lifespan opens the one ``SoraClient`` (and the sandbox gateway) for the whole process: the SSE
 transport enters the MCP server's lifespan once per connection, so a client opened there would be one per
 connection. :func:`serve` runs the app for ``sora-mcp --transport ...``: it refuses unsafe exposure before
-binding, and on SIGTERM/SIGINT stops gracefully (see :class:`GracefulServer`) and returns normally.
+binding, bounds slow clients and open connections (:mod:`sora_mcp.connections`), and on SIGTERM/SIGINT stops
+gracefully (see :class:`GracefulServer`) and returns normally.
 """
 
 import hmac
@@ -40,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
 from sora_mcp.config import LOOPBACK_NAMES, Settings, describe_settings_error, is_loopback
+from sora_mcp.connections import BudgetedSocket, ConnectionLimits, QuietBudgetPauses, guarded_protocol
 from sora_mcp.embedded import listen
 from sora_mcp.server import build_server, open_client
 
@@ -369,7 +371,9 @@ def serve(
     Raises :class:`HttpConfigError` before binding anything when :func:`check_exposure` refuses ``host``.
     """
     check_exposure(settings, host)
-    listener = _listen(host, port)  # before anything starts: a busy port is an error, not a log line after "starting"
+    limits = connection_limits(settings)
+    # Bind before anything starts: a busy port is an error, not a log line after "starting".
+    listener = BudgetedSocket.wrap(_listen(host, port), limits.descriptor_budget)
     app = create_app(settings, transport=transport, mcp_path=mcp_path, sse_path=sse_path, message_path=message_path)
     from sse_starlette.sse import AppStatus
 
@@ -385,9 +389,19 @@ def serve(
         ws="none",
         lifespan="on",
         timeout_graceful_shutdown=STREAMS_CLOSE_SECONDS,
+        http=guarded_protocol(limits),
+        backlog=limits.accept_batch,
     )
+    logging.getLogger("asyncio").addFilter(QuietBudgetPauses())
     with listener, _signals_end_cleanly():
         GracefulServer(config, app.state.gateway).run(sockets=[listener])
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The slow-client and connection limits :func:`serve` gives uvicorn (see :mod:`sora_mcp.connections`)."""
+    return ConnectionLimits.for_process(
+        settings.mcp_header_timeout_seconds, settings.mcp_body_timeout_seconds, settings.mcp_max_connections
+    )
 
 
 def _listen(host: str, port: int) -> socket.socket:

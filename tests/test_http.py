@@ -126,10 +126,19 @@ def subprocess_env(gateway_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def server_process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+def server_process(
+    args: list[str], env: dict[str, str], preexec_fn: Callable[[], None] | None = None
+) -> Iterator[subprocess.Popen[str]]:
     """A server subprocess, killed if the test leaves it running."""
     process = subprocess.Popen(
-        args, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        args,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec_fn,
     )
     try:
         yield process
