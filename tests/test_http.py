@@ -616,20 +616,22 @@ async def test_stateless_replicas_serve_a_create_on_one_and_its_get_task_on_the_
     assert {create_port, get_port} == set(ports)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("transport", "mode"), [("streamable-http", "auto"), ("streamable-http", "legacy"), ("sse", "auto")]
+)
 @pytest.mark.slow
-async def test_sigterm_ends_waits_at_once_lets_a_create_finish_and_exits_0(mode: str) -> None:
+async def test_sigterm_ends_waits_at_once_lets_a_create_finish_and_exits_0(transport: HttpTransport, mode: str) -> None:
     """SIGTERM during a get_task(wait_seconds=30) and a slow create: the wait returns the task's state at once,
     the create still answers its task id, the process exits 0 within seconds, no traceback, the port is free."""
     fake = FakeGateway(api_key=API_KEY, video_seconds=600)
     with serve_in_thread(fake.build_app()) as gateway:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "sora_mcp", "--transport", "streamable-http", "--port", str(port)]
+        command = [sys.executable, "-m", "sora_mcp", "--transport", transport, "--port", str(port)]
         with server_process(command, subprocess_env(gateway)) as process:
             await wait_until_healthy(url, process)
             results: dict[str, CallToolResult] = {}
-            async with mcp_session(url, "streamable-http", mode) as mcp:
+            async with mcp_session(url, transport, mode) as mcp:
                 task_id = structured(await mcp.call_tool("create_video", {"prompt": "a slow one"}))["task_id"]
                 fake.hang("POST", "/v1/videos/generations", seconds=1.5)
                 waiting = anyio.Event()
