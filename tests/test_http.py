@@ -291,6 +291,30 @@ async def test_a_configured_token_is_required_and_checked(
     assert TOKEN not in caplog.text
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_with_a_token_only_healthz_is_open_and_every_other_request_gets_the_same_401(
+    gateway_url: str, transport: HttpTransport
+) -> None:
+    """Unknown paths, HEAD and every method get the one 401 the MCP endpoint gives, so nothing tells a prober
+    which paths exist; GET and HEAD /healthz alone answer without the token."""
+    settings = make_settings(base_url=gateway_url, mcp_auth_token=TOKEN)
+    answers: dict[tuple[str, str], httpx2.Response] = {}
+    async with serving(settings, transport) as url, httpx2.AsyncClient(base_url=url) as http:
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            for path in ("/healthz", "/mcp", "/sse", "/messages/", "/", "/admin", "/mcp/../x", "/healthz/x"):
+                answers[method, path] = await http.request(method, path)
+    open_ = {key for key, answer in answers.items() if answer.status_code != 401}
+    assert open_ == {("GET", "/healthz"), ("HEAD", "/healthz")}
+    assert {answers[key].status_code for key in open_} == {200}
+    challenges = {answer.headers.get("www-authenticate") for key, answer in answers.items() if key not in open_}
+    assert challenges == {'Bearer realm="sora-mcp"'}
+    bodies = {
+        answer.content for (method, _), answer in answers.items() if method != "HEAD" and answer.status_code == 401
+    }
+    assert len(bodies) == 1 and b"SORA_MCP_AUTH_TOKEN" in bodies.pop()
+    assert all(answers[key].content == b"" for key in answers if key[0] == "HEAD")
+
+
 async def test_the_mcp_client_reports_a_missing_token_with_the_servers_message(gateway_url: str) -> None:
     """A Streamable HTTP client without the token fails to connect with an MCPError that says what to send."""
     settings = make_settings(base_url=gateway_url, mcp_auth_token=TOKEN)
