@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp import Client, StdioServerParameters
 
 from sora_mcp.__main__ import build_parser
 from sora_mcp.config import ENV_PREFIX, Settings
@@ -64,15 +65,31 @@ def check_cli_options(options: list[str]) -> None:
         pytest.fail(f"sora-mcp rejects the options {options} (exit {exc.code})")
 
 
+CLONE_PLACEHOLDER = "/path/to/sora-mcp"
+VENV_COMMAND = f"{CLONE_PLACEHOLDER}/.venv/bin/sora-mcp"
+"""What the snippets run: the console script the Quick start installs into the clone's venv."""
+
+
 def check_server_command(command: str, args: list[str]) -> None:
-    """``uvx sora-mcp [options]`` or ``sora-mcp [options]``, with options the command accepts."""
+    """The clone's ``.venv/bin/sora-mcp [options]``, ``uvx --from <clone> sora-mcp [options]``, ``uvx sora-mcp
+    [options]`` or ``sora-mcp [options]``, with options the command accepts."""
     assert all(isinstance(arg, str) for arg in args)
     if command == "uvx":
+        if args[:1] == ["--from"]:
+            assert args[1] == CLONE_PLACEHOLDER, f"uvx --from must name the clone, got {args}"
+            args = args[2:]
         assert args[:1] == ["sora-mcp"], f"uvx must run the sora-mcp package, got {args}"
         check_cli_options(args[1:])
     else:
-        assert command == "sora-mcp", f"unknown command {command!r}"
+        assert command in (VENV_COMMAND, "sora-mcp"), f"unknown command {command!r}"
         check_cli_options(args)
+
+
+def check_leads_with_the_clone(config: dict[str, Any]) -> None:
+    """Until the package is published, the shipped snippets run the clone's venv script."""
+    for entry in config.get("mcpServers", config.get("servers", {})).values():
+        if "command" in entry:
+            assert entry["command"] == VENV_COMMAND, entry
 
 
 def check_variables(names: set[str]) -> None:
@@ -103,8 +120,11 @@ def check_config(config: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=[path.name for path in CONFIG_FILES])
 def test_each_example_config_names_a_real_command_options_and_variables(path: Path) -> None:
-    """Each examples/*.json parses and runs ``uvx sora-mcp`` with real options and variables, or names the URL."""
-    check_config(json.loads(path.read_text(encoding="utf-8")))
+    """Each examples/*.json parses and runs the clone's sora-mcp with real options and variables, or names the
+    URL."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    check_config(config)
+    check_leads_with_the_clone(config)
 
 
 def test_examples_cover_each_client_for_stdio_and_http() -> None:
@@ -134,11 +154,13 @@ def test_every_json_snippet_in_the_readme_is_a_valid_config() -> None:
     for snippet in snippets:
         config = json.loads(snippet)
         check_config(config)
+        check_leads_with_the_clone(config)
         assert "sk-" not in snippet or "sk-your-dashlyai-key" in snippet
 
 
 def test_the_claude_code_commands_in_the_readme_add_real_servers() -> None:
-    """``claude mcp add`` lines: the stdio one runs uvx sora-mcp with known variables, the HTTP one the URL."""
+    """``claude mcp add`` lines: the stdio one runs the clone's sora-mcp with known variables, the HTTP one the
+    URL."""
     lines = re.findall(r"^claude mcp add .*$", client_configuration_section(), re.MULTILINE)
     assert len(lines) == 2
     stdio, http = (shlex.split(line) for line in lines)
@@ -159,3 +181,25 @@ def test_the_claude_desktop_config_has_a_keyed_and_a_sandbox_entry() -> None:
     servers = json.loads((EXAMPLES / "claude_desktop_config.json").read_text())["mcpServers"]
     assert servers["sora"]["env"] == {"SORA_API_KEY": "sk-your-dashlyai-key"}
     assert "--sandbox" in servers["sora-sandbox"]["args"]
+
+
+def in_this_clone(command: str) -> str:
+    """A snippet's command with the placeholder replaced by this clone; skips when the clone has no venv."""
+    command = command.replace(CLONE_PLACEHOLDER, str(ROOT))
+    if not Path(command).exists():
+        pytest.skip(f"this clone has no venv at {Path(command).parents[2]} (the Quick start makes one; CI does)")
+    return command
+
+
+async def test_the_sandbox_snippet_runs_from_this_clone_as_written() -> None:
+    """examples/claude_desktop_config.json's sandbox entry, with /path/to/sora-mcp replaced by this clone, starts
+    a server an MCP client can call: what a new user pastes works before anything is published."""
+    entry = json.loads((EXAMPLES / "claude_desktop_config.json").read_text())["mcpServers"]["sora-sandbox"]
+    command = in_this_clone(entry["command"])
+    env = {"PATH": os.environ["PATH"], "SORA_STATE_DIR": os.environ["SORA_STATE_DIR"], **entry.get("env", {})}
+    params = StdioServerParameters(command=command, args=entry["args"], env=env, cwd="/")
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            created = await client.call_tool("create_video", {"prompt": "a paper boat in a rain gutter"})
+    assert not created.is_error, created.content
+    assert created.structured_content is not None and created.structured_content["sandbox"] is True
