@@ -19,7 +19,11 @@ gateway's toapis-style answers document no thumbnail field; the sandbox shows on
 that trying it shows everything a client can meet.
 
 Tasks advance with the injected clock: queued for the first 15% of their duration, then
-in_progress with rising progress, then completed.
+in_progress with rising progress, then completed. With a `SandboxStore` (what `sora-mcp --sandbox`
+uses: a file in the state directory) tasks outlive the process: a server started per call, as the
+MCP Inspector's command-line mode does, still finds the tasks of the one before, and their status
+follows from their creation time. Media links name the serving process's port, so a restarted
+server's `get_task` gives a link that works again.
 
 To try error handling, put the token `[fail]` in a prompt: that video task ends `failed` with
 `error: {"code": "generation_failed", "message": "Generation failed: Content violates the
@@ -27,14 +31,17 @@ content policy"}`, as a content-policy rejection does.
 """
 
 import json
+import logging
 import secrets
+import sqlite3
 import string
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 from starlette.applications import Starlette
@@ -63,6 +70,7 @@ __all__ = [
     "Dialect",
     "SandboxError",
     "SandboxGateway",
+    "SandboxStore",
     "SandboxTask",
     "TaskKind",
     "TaskStatus",
@@ -87,6 +95,14 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CHARACTER_NAMES = ("Turbo Whiskers", "Captain Pixel", "Luna Sprocket", "Baron Barkley", "Cruising Kitty")
 
 
+logger = logging.getLogger(__name__)
+
+STORE_FILENAME = "sandbox.sqlite3"
+"""The sandbox's tasks, next to the task journal in the state directory."""
+_STORE_KEEP_S = 7 * 86400
+"""Stored sandbox tasks older than this are deleted (their media links expired long before)."""
+
+
 def _task_not_found() -> SandboxError:
     return SandboxError(404, "Task not found", "not_found_error")
 
@@ -109,12 +125,47 @@ class SandboxTask:
     """For a character task: the character it creates, without its picture URL."""
 
 
+class SandboxStore:
+    """Sandbox tasks in a small SQLite file, so that they outlive the server process.
+
+    Several sandbox servers may share the file (each Inspector call starts one): every write is one statement,
+    and a lookup that misses this process's memory reads the file. Tasks older than a week are deleted.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
+        try:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS sandbox_tasks (id TEXT PRIMARY KEY, created_at REAL NOT NULL, task TEXT)"
+            )
+        except sqlite3.Error:
+            self._db.close()
+            raise
+
+    def put(self, task: SandboxTask) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM sandbox_tasks WHERE created_at < ?", (task.created_at - _STORE_KEEP_S,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO sandbox_tasks VALUES (?, ?, ?)",
+                (task.id, task.created_at, json.dumps(asdict(task))),
+            )
+
+    def get(self, task_id: str) -> SandboxTask | None:
+        row = self._db.execute("SELECT task FROM sandbox_tasks WHERE id = ?", (task_id,)).fetchone()
+        return None if row is None else SandboxTask(**json.loads(row[0]))
+
+    def close(self) -> None:
+        self._db.close()
+
+
 class SandboxGateway:
     """The simulated gateway: a task store, its status rules and the HTTP routes serving them.
 
     The simulation is plain methods (`create`, `remix`, `video_status`, `character_status`,
     `media`) that take parsed bodies and raise `SandboxError`; `app` is the HTTP layer over them.
     Media URLs start with `public_url`, or with the request's own base URL while it is empty.
+    With a `store`, tasks are also written there and looked up there when this process does not know them.
     """
 
     def __init__(
@@ -126,6 +177,7 @@ class SandboxGateway:
         dialect: Dialect = "toapis",
         api_key: str | None = None,
         public_url: str = "",
+        store: SandboxStore | None = None,
     ) -> None:
         if video_seconds < 0 or character_seconds < 0:
             raise ValueError("task durations must not be negative")
@@ -135,6 +187,7 @@ class SandboxGateway:
         self.dialect = dialect
         self.api_key = api_key
         self.public_url = public_url
+        self.store = store
         self.tasks: dict[str, SandboxTask] = {}
         self.app = self.build_app()
 
@@ -185,7 +238,7 @@ class SandboxGateway:
 
     def media(self, task_id: str, suffix: Literal["mp4", "jpg"]) -> bytes:
         """The video (`mp4`) or thumbnail/avatar (`jpg`) of a completed task, until its link expires."""
-        task = self.tasks.get(task_id)
+        task = self.lookup(task_id)
         if task is None or self.status_of(task)[0] != "completed" or (suffix == "mp4" and task.kind != "video"):
             raise SandboxError(404, "File not found", "not_found_error")
         if self.clock() >= task.created_at + task.seconds + _RESULT_TTL_S:
@@ -261,6 +314,8 @@ class SandboxGateway:
             character=_new_character() if kind == "character" else None,
         )
         self.tasks[task.id] = task
+        if self.store is not None:
+            self.store.put(task)
         return {
             "id": task.id,
             "object": "generation.task",
@@ -277,12 +332,21 @@ class SandboxGateway:
         if "url" in body and not is_http_url(body["url"]):
             raise invalid("url must be the http(s) URL of a video")
         if "from_task" in body:
-            source = self.tasks.get(body["from_task"]) if isinstance(body["from_task"], str) else None
+            source = self.lookup(body["from_task"]) if isinstance(body["from_task"], str) else None
             if source is None or source.kind != "video" or self.status_of(source)[0] != "completed":
                 raise invalid(f"from_task must name a completed video task, got {json.dumps(body['from_task'])}")
 
-    def _find(self, task_id: str, kind: TaskKind) -> SandboxTask:
+    def lookup(self, task_id: str) -> SandboxTask | None:
+        """The task with ``task_id``: from this process's memory, else from the store."""
         task = self.tasks.get(task_id)
+        if task is None and self.store is not None:
+            task = self.store.get(task_id)
+            if task is not None:
+                self.tasks[task_id] = task
+        return task
+
+    def _find(self, task_id: str, kind: TaskKind) -> SandboxTask:
+        task = self.lookup(task_id)
         if task is None or task.kind != kind:
             raise _task_not_found()
         return task
@@ -383,6 +447,25 @@ def _asset(name: str) -> bytes:
 
 
 # Serving
+
+
+@contextmanager
+def open_sandbox_store(state_dir: Path | None) -> Iterator[SandboxStore | None]:
+    """The store in ``state_dir`` (``SORA_STATE_DIR`` or the platform default), or None, with a warning, when it
+    cannot be opened: the sandbox then keeps its tasks in memory only."""
+    from sora_mcp.journal import default_state_dir
+
+    path = (state_dir or default_state_dir()) / STORE_FILENAME
+    try:
+        store = SandboxStore(path)
+    except (OSError, sqlite3.Error) as exc:
+        logger.warning("Sandbox tasks are kept in memory only: cannot open %s (%s)", path, exc)
+        yield None
+        return
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @asynccontextmanager

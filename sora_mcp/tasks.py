@@ -18,7 +18,6 @@ says they are not recorded: refusing every create would make the server useless 
 """
 
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -45,12 +44,16 @@ CLOCK_SKEW_SECONDS = 60.0
 """Allowed difference between our clock and the gateway's when matching a task to a lost submission."""
 
 
+SANDBOX_SCOPE = "sandbox"
+
+
 def gateway_scope(settings: Settings) -> str:
     """The gateway a journal row belongs to: rows of other gateways are neither listed nor reused.
 
-    A sandbox's tasks live only as long as its simulated gateway, so each sandbox server gets a scope of its own.
+    The sandbox's tasks outlive its process (the simulated gateway stores them in the state directory), so all
+    sandbox servers share one scope, as they share one store.
     """
-    return f"sandbox:{secrets.token_hex(8)}" if settings.sandbox else settings.base_url
+    return SANDBOX_SCOPE if settings.sandbox else settings.base_url
 
 
 def in_flight_seconds(settings: Settings) -> float:

@@ -115,10 +115,12 @@ async def open_client(
         base_url = None
         if settings.sandbox:
             # Only sandbox runs pay for the simulator's imports.
-            from sora_mcp.sandbox import SandboxGateway, serve_sandbox
+            from sora_mcp.sandbox import SandboxGateway, open_sandbox_store, serve_sandbox
 
             gateway = SandboxGateway(
-                video_seconds=settings.sandbox_seconds, character_seconds=settings.sandbox_seconds / 2
+                video_seconds=settings.sandbox_seconds,
+                character_seconds=settings.sandbox_seconds / 2,
+                store=stack.enter_context(open_sandbox_store(settings.state_dir)),
             )
             base_url = await stack.enter_async_context(serve_sandbox(gateway))
             logger.info("Sandbox gateway at %s: simulated tasks, nothing is billed", base_url)

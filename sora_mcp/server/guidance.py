@@ -21,6 +21,10 @@ RUNNING_POLL_SECONDS = 15
 MIN_POLL_SECONDS = 5
 MAX_POLL_SECONDS = 30
 SANDBOX_MARK = "[Sandbox: simulated task, nothing was billed] "
+SANDBOX_MEDIA_NOTE = (
+    " The sandbox serves this sample file from this server process: its URL works while the server runs; after a "
+    "restart, get_task gives a new one."
+)
 
 INSTRUCTIONS = """\
 Make videos with the Sora-2 models. Creating costs the user real money and takes minutes, so:
@@ -155,6 +159,8 @@ def render(outcome: TaskOutcome, *, now: float, sandbox: bool) -> Task:
         hint += f" Waiting for it failed ({outcome.wait_error}); the task exists: poll it with get_task."
     if sandbox:
         hint = SANDBOX_MARK + hint
+        if task.video_url or any(c.profile_picture_url for c in task.characters):
+            hint += SANDBOX_MEDIA_NOTE
     return task.model_copy(
         update={"hint": hint, "next_poll_seconds": suggest_next_poll(task, now), "sandbox": True if sandbox else None}
     )
