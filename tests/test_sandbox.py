@@ -3,6 +3,7 @@
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -11,7 +12,7 @@ import pytest
 from fake_gateway import FakeGateway, ManualClock, refused_url, serve_in_thread
 
 from sora_mcp.embedded import serve_app
-from sora_mcp.sandbox import Dialect, SandboxGateway, serve_sandbox
+from sora_mcp.sandbox import Dialect, SandboxGateway, SandboxStore, serve_sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -704,3 +705,37 @@ async def test_refused_url_refuses_connections() -> None:
     async with httpx2.AsyncClient() as client:
         with anyio.fail_after(5), pytest.raises(httpx2.ConnectError):
             await client.get(refused_url())
+
+
+# Tasks that outlive the process
+
+
+async def test_a_stored_task_is_found_by_the_next_gateway_with_its_status_from_its_creation_time(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A second gateway on the same store (a restarted server) serves the first one's tasks, characters included,
+    their status following from their creation time; unknown ids stay 404."""
+    first_store = SandboxStore(tmp_path / "sandbox.sqlite3")
+    first = SandboxGateway(clock=clock, video_seconds=100, character_seconds=40, store=first_store)
+    async with _client(first) as client:
+        video = await _create(client, prompt="a cat")
+        clock.advance(100)
+        character = await _create(client, url="https://cdn.example.com/cat.mp4", timestamps="1,3")
+    first_store.close()
+    cast = first.tasks[character].character
+    assert cast is not None
+
+    second_store = SandboxStore(tmp_path / "sandbox.sqlite3")
+    second = SandboxGateway(clock=clock, video_seconds=5, character_seconds=5, store=second_store)
+    async with _client(second) as client:
+        assert (await client.get(f"{CREATE}/{video}")).json()["status"] == "completed"
+        assert (await client.get(f"/v1/characters_tasks/{character}")).json()["progress"] == 0  # queued, as before
+        clock.advance(40)
+        later = (await client.get(f"/v1/characters_tasks/{character}")).json()
+        assert later["status"] == "completed"
+        assert later["result"]["data"]["characters"][0]["username"] == cast["username"]
+        assert (await client.get(f"/files/{video}.mp4")).status_code == 200
+        assert (await client.get(f"{CREATE}/task_01KEXAMPLEEXAMPLEEXAMPLE00")).status_code == 404
+        remix = await client.post(f"/v1/videos/{video}/remix", json={"model": "sora-2", "prompt": "at night"})
+        assert remix.status_code == 200
+    second_store.close()

@@ -379,3 +379,24 @@ async def test_sigterm_during_a_create_delivers_its_task_id_then_exits_0(tmp_pat
     assert result["structuredContent"]["task_id"] in fake.tasks
     assert returncode == 0
     assert b"Traceback" not in server.stderr, server.stderr.decode()
+
+
+async def test_sandbox_tasks_outlive_the_server_process(tmp_path: Path) -> None:
+    """As the README's Inspector commands do, a server per call: the task one sandbox server created is found,
+    listed and completed by the next, whose media link (on its own port) serves the video; the hint says how
+    long such a link lives."""
+    env = server_env(SORA_SANDBOX_SECONDS="1")
+    with anyio.fail_after(60):
+        async with stdio_server(env, tmp_path / "first.log", "--sandbox") as first:
+            created = task_of(await first.call_tool("create_video", {"prompt": "a paper boat in a rain gutter"}))
+        assert created["status"] == "queued"
+        await anyio.sleep(1.2)
+        async with stdio_server(env, tmp_path / "second.log", "--sandbox") as second:
+            done = task_of(await second.call_tool("get_task", {"task_id": created["task_id"]}))
+            listed = task_of(await second.call_tool("list_tasks", {}))
+            async with httpx2.AsyncClient() as http:
+                video = await http.get(done["video_url"])
+    assert done["status"] == "completed" and done["sandbox"] is True
+    assert "URL works while the server runs; after a restart, get_task gives a new one" in done["hint"]
+    assert [task["task_id"] for task in listed["tasks"]] == [created["task_id"]]
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
