@@ -2,7 +2,8 @@
 
 - A line that is not a JSON-RPC message (garbage, or JSON holding a lone surrogate, half of an emoji) is dropped
   by the SDK without an answer, and a client waiting on that request's id waits forever. Here it is answered
-  with a JSON-RPC parse error (``-32700``), with the request's id when one can be read from the line. The answer
+  with a JSON-RPC parse error (``-32700``), or for JSON that is no JSON-RPC message an invalid-request error
+  (``-32600``), with the request's id when one can be read from the line. The answer
   goes through the SDK's own writer, so it never tears another message on stdout.
 - SIGTERM or SIGINT (a client closing the server) ends waits at once (``SoraClient.stop_waiting``), lets tool
   calls under way finish for up to ``DRAIN_SECONDS`` (a create in flight delivers its task id), then exits. The
@@ -137,21 +138,29 @@ class AnsweringReadStream:
 
 
 def _parse_error(exc: Exception) -> types.JSONRPCError:
-    data = _parsed(exc)
+    """The answer to an unreadable line: ``-32700`` when it is not JSON (for the SDK's parser, which refuses lone
+    surrogates), ``-32600`` when it is JSON but no JSON-RPC message; with the request's id when one is readable."""
+    items = _validation_errors(exc)
+    if not items or any(item.get("type") == "json_invalid" for item in items):
+        data = _json_or_none(items[0].get("input") if items else None)
+        code, message = types.PARSE_ERROR, "Parse error: the line is not a JSON-RPC message"
+        if _has_lone_surrogate(data):
+            message += " (it holds a lone surrogate: half of a UTF-16 pair, as in a cut emoji)"
+    else:
+        data = next((item["input"] for item in items if isinstance(item.get("input"), dict)), None)
+        code = types.INVALID_REQUEST
+        message = (
+            'Invalid Request: the line is JSON but not a JSON-RPC message (a request needs "jsonrpc": "2.0", '
+            'an "id" and a "method")'
+        )
     request_id = data.get("id") if isinstance(data, dict) else None
     if not isinstance(request_id, str | int) or isinstance(request_id, bool):
         request_id = None
-    message = "Parse error: the line is not a JSON-RPC message"
-    if _has_lone_surrogate(data):
-        message += " (it holds a lone surrogate: half of a UTF-16 pair, as in a cut emoji)"
-    return types.JSONRPCError(
-        jsonrpc="2.0", id=request_id, error=types.ErrorData(code=types.PARSE_ERROR, message=message)
-    )
+    return types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=message))
 
 
-def _parsed(exc: Exception) -> Any:
+def _json_or_none(line: Any) -> Any:
     """The unreadable line as Python data, when it is JSON at all (Python's parser takes lone surrogates)."""
-    line = _validation_input(exc)
     if not isinstance(line, str | bytes):
         return None
     try:
@@ -170,15 +179,14 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def _validation_input(exc: Exception) -> Any:
+def _validation_errors(exc: Exception) -> list[dict[str, Any]]:
     errors = getattr(exc, "errors", None)
     if not callable(errors):
-        return None
+        return []
     try:
-        items = errors()
+        return list(errors())
     except Exception:  # pragma: no cover - an exception type we did not expect
-        return None
-    return items[0].get("input") if items else None
+        return []
 
 
 def _first_line(exc: Exception) -> str:

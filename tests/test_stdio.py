@@ -336,18 +336,27 @@ async def test_the_api_key_appears_neither_on_stdout_nor_in_debug_logs(tmp_path:
 
 async def test_unreadable_lines_get_a_parse_error_and_the_server_goes_on(tmp_path: Path) -> None:
     """A garbage line and a request holding a lone surrogate (half an emoji) each get a JSON-RPC -32700 answer,
-    the latter with its id, so no client waits forever; the next request is served."""
+    the latter with its id; JSON that is no JSON-RPC message gets -32600, with its id when it has one. No client
+    waits forever; the next request is served."""
     async with raw_server(server_env(SORA_SANDBOX="1")) as server:
         await server.initialize()
         await server._write_raw(b"this is not json\n")
         await server._write_raw(
             b'{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"x","y":"\\ud83d"}}\n'
         )
+        await server._write_raw(b'{"jsonrpc":"2.0","id":42}\n')
+        await server._write_raw(b"[1, 2]\n")
         with anyio.fail_after(30):
-            parse_errors = [await server._messages.receive() for _ in range(2)]
+            parse_errors = [await server._messages.receive() for _ in range(4)]
         listed, _ = await server.request("tools/list", {})
-    assert [(m["id"], m["error"]["code"]) for m in parse_errors] == [(None, -32700), (41, -32700)]
+    assert [(m["id"], m["error"]["code"]) for m in parse_errors] == [
+        (None, -32700),
+        (41, -32700),
+        (42, -32600),
+        (None, -32600),
+    ]
     assert "lone surrogate" in parse_errors[1]["error"]["message"]
+    assert parse_errors[2]["error"]["message"].startswith("Invalid Request: the line is JSON but not a JSON-RPC")
     assert sorted(tool["name"] for tool in listed["result"]["tools"]) == TOOLS
     assert all(json.loads(line)["jsonrpc"] == "2.0" for line in server.lines)
 
