@@ -1,4 +1,4 @@
-"""Slow and idle HTTP clients against `sora-mcp --transport streamable-http` in a subprocess.
+"""Slow, idle and abandoning HTTP clients against `sora-mcp --transport streamable-http` in a subprocess.
 
 The server runs with a file-descriptor limit of 256, as in the report that 300 clients trickling their headers
 one byte at a time starved every authenticated request. Header and body deadlines close such connections, and
@@ -10,6 +10,7 @@ import resource
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -50,7 +51,9 @@ def guarded_server(**settings: str) -> Iterator[tuple[str, int]]:
     with serve_in_thread(fake.build_app()) as gateway:
         port = free_port()
         env = subprocess_env(gateway, SORA_MCP_AUTH_TOKEN=TOKEN, **settings)
+        # WARNING: the SDK logs a line per session at INFO, which would fill the stderr pipe nobody reads yet.
         command = [sys.executable, "-m", "sora_mcp", "--transport", "streamable-http", "--port", str(port)]
+        command += ["--log-level", "WARNING"]
         with server_process(command, env, preexec_fn=limit_descriptors) as process:
             yield f"http://127.0.0.1:{port}", process
 
@@ -193,3 +196,48 @@ def test_the_connection_cap_follows_the_descriptor_limit_and_the_deadlines_have_
     settings = Settings()
     assert (settings.mcp_header_timeout_seconds, settings.mcp_body_timeout_seconds) == (10.0, 60.0)
     assert settings.mcp_max_connections is None
+
+
+def resident_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def abandon_sessions(url: str, count: int) -> None:
+    """``count`` clients each open a session (initialize) and leave without DELETE, 20 at a time."""
+    limiter = anyio.CapacityLimiter(20)
+    headers = {**STREAMABLE_ACCEPT, "Authorization": f"Bearer {TOKEN}"}
+    async with httpx2.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+
+        async def one() -> None:
+            async with limiter:
+                response = await http.post("/mcp", json=INITIALIZE)
+                assert response.status_code == 200, response.text
+
+        async with anyio.create_task_group() as group:
+            for _ in range(count):
+                group.start_soon(one)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the server's RSS from /proc")
+async def test_memory_of_abandoned_sessions_returns_once_they_expire() -> None:
+    """1,000 sessions opened and abandoned grow the server; once SORA_MCP_SESSION_IDLE_SECONDS has closed them, a
+    second 1,000 (beyond SORA_MCP_MAX_SESSIONS unless the first were freed) reuse that memory instead of adding as
+    much again."""
+    idle = 6.0
+    settings = {"SORA_MCP_SESSION_IDLE_SECONDS": str(idle), "SORA_MCP_MAX_SESSIONS": "1500"}
+    with guarded_server(**settings) as (url, process):
+        await wait_until_healthy(url, process)
+        await abandon_sessions(url, 50)  # warm: imports and first-use allocations
+        await anyio.sleep(idle + 2)
+        base = resident_kib(process.pid)
+        await abandon_sessions(url, 1000)
+        grown = resident_kib(process.pid)
+        await anyio.sleep(idle + 2)  # every one of them expires
+        await abandon_sessions(url, 1000)  # 503s here would mean the first thousand still count against the cap
+        again = resident_kib(process.pid)
+    first_growth, second_growth = grown - base, again - grown
+    assert first_growth > 20_000, f"1,000 sessions should take memory (grew {first_growth} KiB)"
+    assert second_growth < first_growth / 3, f"grew {first_growth} KiB, then {second_growth} KiB more"
