@@ -5,12 +5,15 @@ in step. Invalid values stop the server before it serves anything, with a messag
 (:func:`describe_settings_error`).
 """
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sora_mcp.spending import DEFAULT_PRICES, check_prices
 
 ENV_PREFIX = "SORA_"
 DEFAULT_BASE_URL = "https://dashlyai.cc"
@@ -70,6 +73,21 @@ class Settings(BaseSettings):
     max_image_mb: Annotated[float, Field(gt=0, le=100)] = 10
     """Largest reference image a create sends (a ``data:`` URI in ``images``), in megabytes (MiB), decoded."""
 
+    prices: Annotated[dict[str, float], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    """USD per second of video by model, and per character task under ``character``, for cost estimates: a JSON
+    object such as ``{"sora-2": 0.12, "character": 0.05}``, merged over the defaults (sora-2 0.10, sora-2-pro
+    0.30, list prices). A model without a price gets no estimate."""
+
+    confirm_above_usd: Annotated[float | None, Field(ge=0)] = None
+    """A paid call estimated at this or more waits for the user's yes (MCP elicitation, or a quote to confirm);
+    0 asks every time; unset never asks."""
+
+    budget_daily_usd: Annotated[float | None, Field(ge=0)] = None
+    """Estimated spend allowed per local calendar day, across every process sharing the journal; unset: no cap."""
+
+    budget_monthly_usd: Annotated[float | None, Field(ge=0)] = None
+    """Estimated spend allowed per local calendar month; unset: no cap."""
+
     inline_thumbnails: bool = True
     """Show a completed video's thumbnail (when the gateway has one) as an image next to get_task's result."""
 
@@ -110,6 +128,18 @@ class Settings(BaseSettings):
     """Open HTTP connections at most; a connection beyond the cap replaces the oldest one with no request in
     progress. Unset: 1000, or less under a low file-descriptor limit (160 at ``ulimit -n 256``), so the gateway
     client and the journal always have descriptors left."""
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError(
+                    'must be JSON, an object such as {"sora-2": 0.12, "sora-2-pro": 0.35, "character": 0.05}'
+                ) from None
+        return check_prices(value)
 
     @field_validator("base_url")
     @classmethod

@@ -38,6 +38,7 @@ from sora_mcp.errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    JournalError,
     NotFoundError,
     PaymentRequiredError,
     PermissionDeniedError,
@@ -101,6 +102,7 @@ async def diagnose(settings: Settings, *, http_client: httpx2.AsyncClient | None
     checks.append(_check_base_url(settings))
     checks.append(await check_gateway(settings, http_client=http_client))
     checks.extend(check_directory(variable, path) for variable, path in directory_settings(settings))
+    checks.extend(await check_spending(settings))
     checks.append(await check_server(settings))
     return [Check(check.status, check.subject, redact(check.detail, settings.maskable_key)) for check in checks]
 
@@ -249,6 +251,38 @@ def check_directory(variable: str, path: Path) -> Check:
     if not os.access(parent, os.W_OK | os.X_OK):
         return Check("FAIL", variable, f"{path} cannot be created: {parent} is not writable: {fix}")
     return Check("OK", variable, f"{path} does not exist yet; the server will create it")
+
+
+async def check_spending(settings: Settings) -> list[Check]:
+    """The price table, the confirmation threshold, the budgets and today's estimated spend (from the journal)."""
+    from sora_mcp.journal import Journal, journal_path
+    from sora_mcp.spending import CHARACTER_PRICE, day_and_month, usd
+    from sora_mcp.tasks import gateway_scope
+
+    priced = [f"{name} {usd(price)}/s" for name, price in settings.prices.items() if name != CHARACTER_PRICE]
+    character = settings.prices.get(CHARACTER_PRICE)
+    priced.append(f"character {usd(character)} per task" if character is not None else "character: no price")
+    checks = [Check("OK", "SORA_PRICES", "estimates from " + ", ".join(priced))]
+    confirm = settings.confirm_above_usd
+    confirmation = "never asks" if confirm is None else f"asks the user at {usd(confirm)} or more"
+    journal = Journal(journal_path(settings.state_dir))
+    try:
+        day, month = day_and_month(time.time())
+        scope = gateway_scope(settings)
+        today = sum(item.usd for item in await journal.spending(gateway=scope, since=day.start, until=day.end))
+        this_month = sum(item.usd for item in await journal.spending(gateway=scope, since=month.start, until=month.end))
+    except JournalError as exc:
+        checks.append(Check("WARN", "spending", f"cannot read the journal ({exc}); {confirmation}"))
+        return checks
+    finally:
+        await journal.close()
+    budgets = [
+        f"{name} {usd(limit)}" if limit is not None else f"{name} none"
+        for name, limit in (("daily", settings.budget_daily_usd), ("monthly", settings.budget_monthly_usd))
+    ]
+    detail = f"spent {usd(today)} today and {usd(this_month)} this month (estimates); budgets: {', '.join(budgets)}"
+    checks.append(Check("OK", "spending", f"{detail}; {confirmation}"))
+    return checks
 
 
 async def check_server(settings: Settings) -> Check:

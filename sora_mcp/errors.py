@@ -6,6 +6,7 @@
     ├── MissingAPIKeyError            no SORA_API_KEY configured
     ├── InvalidArgumentError          a request we refuse to send (field + allowed values)
     ├── JournalError                  the task journal (SQLite) cannot be opened, read or written
+    ├── SpendRefusedError             a paid call stopped before sending by a budget, a quote, or the user's no
     ├── TaskNotReadyError             download_video on a task without a video to fetch (yet)
     ├── DownloadError                 fetching a result file from the media host, or saving it, failed
     │   ├── MediaExpiredError         the media host refused the URL (403/404/410), also after a fresh read
@@ -50,6 +51,42 @@ class MissingAPIKeyError(SoraError):
             "(the 'env' block of your MCP client configuration) and restart it, or start it with --sandbox to try "
             "the tools without a key."
         )
+
+
+class SpendRefusedError(SoraError):
+    """A paid call refused before anything was sent (a budget, an unusable ``confirm_quote``, the user's no). The
+    message is written for the calling model: what was refused, that nothing was billed, what to do."""
+
+
+class BudgetExceededError(SpendRefusedError):
+    """The call's estimate would take the spend of a budget's window over it."""
+
+    def __init__(self, variable: str, limit_usd: float, spent_usd: float, estimate_usd: float, resets_at: float):
+        super().__init__(variable)
+        self.variable = variable
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.estimate_usd = estimate_usd
+        self.resets_at = resets_at
+
+
+class QuoteRefusedError(SpendRefusedError):
+    """``confirm_quote`` names no quote usable for this call: ``reason`` is unknown, used, expired or
+    different_arguments."""
+
+    def __init__(self, quote_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.quote_id = quote_id
+        self.reason = reason
+
+
+class SpendDeclinedError(SpendRefusedError):
+    """The user said no to the call (declined, cancelled, or answered false)."""
+
+    def __init__(self, tool: str, estimate: str) -> None:
+        super().__init__(tool)
+        self.tool = tool
+        self.estimate = estimate
 
 
 class InvalidArgumentError(SoraError):

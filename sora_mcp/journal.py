@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 APP_NAME = "sora-mcp"
 JOURNAL_FILENAME = "journal.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 5.0
 """How long a write waits for another process's write to finish before the journal reports it locked."""
 
@@ -49,7 +50,7 @@ EntryState = Literal["submitting", "unknown", "created", "observed"]
 created it and knows its id. ``observed``: read by ``get_task`` without this journal having created it."""
 
 _SNAPSHOT_EXCLUDE = {"hint", "next_poll_seconds", "eta_seconds", "sandbox", "prompt", "submitted_at"}
-_SNAPSHOT_EXCLUDE |= {"outcome_unknown", "reused"}
+_SNAPSHOT_EXCLUDE |= {"outcome_unknown", "reused", "cost_estimate_usd"}
 """Task fields that describe a moment or a presentation, not the task: recomputed when a row is shown."""
 
 _SCHEMA = (
@@ -81,6 +82,26 @@ _SCHEMA = (
 )
 """Version 1. ``status``, ``progress``, ``video_url``, ``expires_at``, ``error_message`` repeat the last known
 state for filtering and for people reading the file with ``sqlite3``; ``snapshot`` holds the whole ``Task``."""
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE tasks ADD COLUMN cost_estimate_usd REAL",
+        """CREATE TABLE IF NOT EXISTS quotes (
+            quote_id TEXT PRIMARY KEY,
+            gateway TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            cost_estimate_usd REAL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            used_at REAL,
+            used_by INTEGER
+        )""",
+        "CREATE INDEX IF NOT EXISTS tasks_by_submission ON tasks (gateway, submitted_at)",
+    ),
+}
+"""The statements that bring a journal of the version before each key to that version. Version 2: the estimated
+cost of each created task (budgets sum it) and the quotes a user confirms (``SORA_CONFIRM_ABOVE_USD``)."""
 
 T = TypeVar("T")
 TASK_STATUSES: frozenset[str] = frozenset(get_args(TaskStatus))
@@ -153,6 +174,8 @@ class JournalEntry(NamedTuple):
     unknown_reason: str | None
     snapshot: Task | None
     """The last state read from the gateway (or the create answer); None while the outcome is unknown."""
+    cost_estimate_usd: float | None = None
+    """The estimate recorded when this server created the task (None: no price, or not created here)."""
 
     @property
     def outcome_unknown(self) -> bool:
@@ -169,6 +192,7 @@ class JournalEntry(NamedTuple):
         extra: dict[str, Any] = {
             "prompt": self.prompt,
             "submitted_at": None if self.submitted_at is None else int(self.submitted_at),
+            "cost_estimate_usd": self.cost_estimate_usd,
         }
         if self.snapshot is not None:
             return self.snapshot.model_copy(update=extra)
@@ -188,6 +212,62 @@ class Claim(NamedTuple):
     entry: JournalEntry
     duplicate: bool
     """True when ``entry`` is an earlier request with the same arguments inside the duplicate window."""
+
+
+class Budget(NamedTuple):
+    """A cap on the estimated spend of a calendar window (``SORA_BUDGET_DAILY_USD`` / ``_MONTHLY_USD``)."""
+
+    variable: str
+    limit_usd: float
+    window: Literal["day", "month"]
+
+
+class SpendGuard(NamedTuple):
+    """What :meth:`Journal.claim` checks and records about money: the estimate, the budgets, a confirmed quote."""
+
+    estimate_usd: float | None
+    budgets: tuple[Budget, ...] = ()
+    quote_id: str | None = None
+
+
+class Quote(NamedTuple):
+    """A price quoted to the user, to confirm with ``confirm_quote``."""
+
+    quote_id: str
+    estimate_usd: float | None
+    created_at: float
+    expires_at: float
+
+
+class ModelSpend(NamedTuple):
+    """Estimated spend of one model's tasks in a window."""
+
+    model: str
+    tasks: int
+    usd: float
+    unpriced: int
+    """Tasks among them without an estimate (no price configured): the sum cannot see them."""
+
+
+class BudgetExceeded(Exception):
+    """The create would take the estimated spend of ``budget``'s window over its limit; nothing was recorded."""
+
+    def __init__(self, budget: Budget, spent_usd: float, estimate_usd: float, resets_at: float) -> None:
+        super().__init__(budget.variable)
+        self.budget = budget
+        self.spent_usd = spent_usd
+        self.estimate_usd = estimate_usd
+        self.resets_at = resets_at
+
+
+class QuoteRefused(Exception):
+    """``confirm_quote`` names no usable quote for this request; ``reason`` is unknown, used, expired or
+    different_arguments. Nothing was recorded."""
+
+    def __init__(self, quote_id: str, reason: Literal["unknown", "used", "expired", "different_arguments"]) -> None:
+        super().__init__(reason)
+        self.quote_id = quote_id
+        self.reason = reason
 
 
 class Observation(NamedTuple):
@@ -229,12 +309,17 @@ class Journal:
 
     # ------------------------------------------------------------------------------------------- writes
 
-    async def claim(self, submission: Submission, *, gateway: str, window: float) -> Claim:
+    async def claim(
+        self, submission: Submission, *, gateway: str, window: float, spend: "SpendGuard | None" = None
+    ) -> Claim:
         """Write a ``submitting`` row ahead of a create, unless the same request was made within ``window`` s.
 
-        The check and the insert are one ``BEGIN IMMEDIATE`` transaction, so of two processes sending the same
-        request at once, exactly one gets a new row. Earlier requests whose task failed do not count: trying
-        again after a failure is deliberate.
+        With ``spend``, the row records the estimate, the confirmed quote is used up (else :class:`QuoteRefused`)
+        and every budget is checked against the estimates already recorded in its calendar window (else
+        :class:`BudgetExceeded`). The checks and the insert are one ``BEGIN IMMEDIATE`` transaction, so of two
+        processes sending the same request at once exactly one gets a new row, and two processes cannot both
+        squeeze under a budget. Earlier requests whose task failed do not count: trying again after a failure is
+        deliberate.
         """
         now = self._clock()
 
@@ -248,10 +333,15 @@ class Journal:
                     ).fetchone()
                     if row is not None:
                         return Claim(_entry(row), duplicate=True)
+                if spend is not None:
+                    if spend.quote_id is not None:
+                        _check_quote(connection, spend.quote_id, gateway, submission, now)
+                    for budget in spend.budgets:
+                        _check_budget(connection, budget, gateway, spend.estimate_usd or 0.0, now)
                 cursor = connection.execute(
                     "INSERT INTO tasks (gateway, state, kind, tool, request_hash, arguments, prompt, model, "
-                    "submitted_at, owner_pid, recorded_at, updated_at, status) "
-                    "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown')",
+                    "submitted_at, owner_pid, recorded_at, updated_at, status, cost_estimate_usd) "
+                    "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown', ?)",
                     (
                         gateway,
                         submission.kind,
@@ -264,8 +354,14 @@ class Journal:
                         os.getpid(),
                         now,
                         now,
+                        None if spend is None else spend.estimate_usd,
                     ),
                 )
+                if spend is not None and spend.quote_id is not None:
+                    connection.execute(
+                        "UPDATE quotes SET used_at = ?, used_by = ? WHERE quote_id = ?",
+                        (now, cursor.lastrowid, spend.quote_id),
+                    )
                 return Claim(_fetch(connection, "id = ?", cursor.lastrowid), duplicate=False)
 
         return await self._run(claim)
@@ -350,6 +446,47 @@ class Journal:
         return await self._run(observe)
 
     # ------------------------------------------------------------------------------------------- reads
+
+    async def quote(self, submission: Submission, *, gateway: str, estimate_usd: float | None, ttl: float) -> Quote:
+        """Record a quote for ``submission``: good for one create with the same arguments within ``ttl`` s."""
+        now = self._clock()
+        quote = Quote(f"quote_{secrets.token_hex(12)}", estimate_usd, now, now + ttl)
+
+        def record(connection: sqlite3.Connection) -> Quote:
+            with _immediate(connection):
+                connection.execute("DELETE FROM quotes WHERE expires_at < ?", (now - QUOTES_KEPT_SECONDS,))
+                connection.execute(
+                    "INSERT INTO quotes (quote_id, gateway, tool, request_hash, cost_estimate_usd, created_at, "
+                    "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        quote.quote_id,
+                        gateway,
+                        submission.tool,
+                        submission.request_hash,
+                        estimate_usd,
+                        now,
+                        quote.expires_at,
+                    ),
+                )
+            return quote
+
+        return await self._run(record)
+
+    async def spending(self, *, gateway: str, since: float, until: float) -> list[ModelSpend]:
+        """Estimated spend of the tasks created through this journal between ``since`` and ``until``, by model."""
+
+        def read(connection: sqlite3.Connection) -> list[ModelSpend]:
+            rows = connection.execute(
+                f"SELECT model, COUNT(*), TOTAL(cost_estimate_usd), COUNT(cost_estimate_usd) FROM tasks "
+                f"WHERE {_SPENT} GROUP BY model ORDER BY model",
+                (gateway, since, until),
+            )
+            return [
+                ModelSpend(model or "unknown", count, round(total, 4), count - priced)
+                for model, count, total, priced in rows
+            ]
+
+        return await self._run(read)
 
     async def get(self, task_id: str) -> JournalEntry | None:
         """The row of ``task_id``, whichever process wrote it."""
@@ -482,6 +619,39 @@ _STATE_COLUMNS = (
 )
 
 
+QUOTES_KEPT_SECONDS = 86400.0
+"""Quotes are deleted a day after they expire."""
+_SPENT = "gateway = ? AND submitted_at >= ? AND submitted_at < ? AND state != 'observed' AND status != 'failed'"
+"""The rows whose estimates count as spend: created through sora-mcp in the window (outcome unknown included),
+not failed. A reused task has no row of its own, so it is not spent twice."""
+
+
+def _check_quote(
+    connection: sqlite3.Connection, quote_id: str, gateway: str, submission: Submission, now: float
+) -> None:
+    row = connection.execute("SELECT * FROM quotes WHERE quote_id = ? AND gateway = ?", (quote_id, gateway)).fetchone()
+    if row is None:
+        raise QuoteRefused(quote_id, "unknown")
+    if row["used_at"] is not None:
+        raise QuoteRefused(quote_id, "used")
+    if now >= row["expires_at"]:
+        raise QuoteRefused(quote_id, "expired")
+    if row["request_hash"] != submission.request_hash or row["tool"] != submission.tool:
+        raise QuoteRefused(quote_id, "different_arguments")
+
+
+def _check_budget(connection: sqlite3.Connection, budget: Budget, gateway: str, estimate: float, now: float) -> None:
+    from sora_mcp.spending import day_and_month  # the calendar rule lives with the prices
+
+    day, month = day_and_month(now)
+    period = day if budget.window == "day" else month
+    spent = connection.execute(
+        f"SELECT TOTAL(cost_estimate_usd) FROM tasks WHERE {_SPENT}", (gateway, period.start, period.end)
+    ).fetchone()[0]
+    if spent + estimate > budget.limit_usd + 1e-9:
+        raise BudgetExceeded(budget, round(spent, 4), estimate, period.end)
+
+
 def task_snapshot(task: Task) -> str:
     """The JSON the journal stores for a task's state: equal snapshots, nothing new to record."""
     return task.model_dump_json(exclude=_SNAPSHOT_EXCLUDE, exclude_none=True)
@@ -540,11 +710,17 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
             path=str(path),
         )
     with _immediate(connection):
-        if connection.execute("PRAGMA user_version").fetchone()[0] == 0:  # another process may have won the race
+        found = connection.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+        if found == 0:
             _refuse_foreign_tables(connection, path)
             for statement in _SCHEMA:
                 connection.execute(statement)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        for target in range(max(found, 1) + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[target]:
+                connection.execute(statement)
+        if 0 < found < SCHEMA_VERSION:
+            logger.info("Upgraded the task journal %s from schema %d to %d", path, found, SCHEMA_VERSION)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 _COLUMNS = frozenset(
@@ -618,6 +794,7 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
         updated_at=row["updated_at"],
         unknown_reason=row["unknown_reason"],
         snapshot=snapshot,
+        cost_estimate_usd=row["cost_estimate_usd"],
     )
 
 

@@ -136,10 +136,58 @@ class Task(BaseModel):
         description="True when create returned this earlier identical request instead of creating (and "
         "billing) another.",
     )
+    cost_estimate_usd: float | None = Field(
+        None,
+        description="Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's "
+        "bill; absent when no price is configured.",
+    )
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class CreateResult(Task):
+    """What a paid tool returns: the task it created (or reused), or, when the user's yes is needed and the client
+    cannot ask for it, a quote to confirm (``confirmation_required``), with nothing created."""
+
+    status: TaskStatus | Literal["awaiting_confirmation"] = Field(  # type: ignore[assignment]
+        description="queued, in_progress, completed, failed, unknown; awaiting_confirmation for a quote."
+    )
+    confirmation_required: bool | None = Field(
+        None,
+        description="True when nothing was created because the user must approve the cost first: ask them, "
+        "then call the same tool with the same arguments plus confirm_quote=quote_id.",
+    )
+    quote_id: str | None = Field(None, description="The quote to pass as confirm_quote once the user agrees.")
+    quote_expires_at: int | None = Field(None, description="Unix seconds after which the quote cannot be used.")
+
+
+class ModelSpending(BaseModel):
+    """One model's share of this month's estimated spend."""
+
+    model: str
+    tasks: int = Field(description="Tasks created this month with this model (failed ones excluded).")
+    usd: float = Field(description="Their estimated cost.")
+
+
+class Spending(BaseModel):
+    """Estimated spend of the tasks created through sora-mcp (every process sharing the journal)."""
+
+    today_usd: float = Field(description="Today, local calendar day.")
+    month_usd: float = Field(description="This local calendar month.")
+    budget_daily_usd: float | None = Field(None, description="SORA_BUDGET_DAILY_USD, when set.")
+    budget_monthly_usd: float | None = Field(None, description="SORA_BUDGET_MONTHLY_USD, when set.")
+    remaining_today_usd: float | None = Field(None, description="What the daily budget still allows.")
+    remaining_month_usd: float | None = Field(None, description="What the monthly budget still allows.")
+    by_model: list[ModelSpending] = Field(description="This month's spend by model.")
+    prices: dict[str, float] = Field(
+        description="The price table: USD per second of video by model; 'character' is USD per character task."
+    )
+    confirm_above_usd: float | None = Field(
+        None, description="Paid calls estimated at this or more wait for the user's yes (SORA_CONFIRM_ABOVE_USD)."
+    )
+    estimate_note: str = Field(description="What these figures are and are not.")
 
 
 class DownloadResult(BaseModel):

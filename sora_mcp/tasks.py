@@ -27,9 +27,27 @@ import anyio
 from sora_mcp.client import MAX_RETRY_AFTER_SECONDS, BoundedDict, ProgressCallback, SoraClient
 from sora_mcp.config import Settings
 from sora_mcp.create_requests import CreateRequest
-from sora_mcp.errors import CreateOutcomeUnknownError, JournalError, SoraError
-from sora_mcp.journal import Journal, JournalEntry, Submission, task_snapshot
+from sora_mcp.errors import (
+    BudgetExceededError,
+    CreateOutcomeUnknownError,
+    JournalError,
+    QuoteRefusedError,
+    SoraError,
+)
+from sora_mcp.journal import (
+    Budget,
+    BudgetExceeded,
+    Journal,
+    JournalEntry,
+    ModelSpend,
+    Quote,
+    QuoteRefused,
+    SpendGuard,
+    Submission,
+    task_snapshot,
+)
 from sora_mcp.models import Task, TaskKind, TaskStatus
+from sora_mcp.spending import Estimate, day_and_month, estimate
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +58,8 @@ REFRESH_DEADLINE_SECONDS = 20.0
 not read by then are listed with their last known state and say so."""
 RECORDED_LIMIT = 4096
 """Tasks whose last recorded state this process keeps in memory."""
+QUOTE_SECONDS = 600.0
+"""How long a quote can be confirmed (``confirm_quote``)."""
 CLOCK_SKEW_SECONDS = 60.0
 """Allowed difference between our clock and the gateway's when matching a task to a lost submission."""
 
@@ -60,6 +80,27 @@ def in_flight_seconds(settings: Settings) -> float:
     """Longest time a create request can take, retries included; a ``submitting`` row older than this was
     abandoned (its process stopped before the answer)."""
     return (settings.timeout + MAX_RETRY_AFTER_SECONDS) * (settings.max_retries + 1)
+
+
+def spend_budgets(settings: Settings) -> tuple[Budget, ...]:
+    """The budgets ``settings`` set, each with the variable that sets it."""
+    budgets = []
+    if settings.budget_daily_usd is not None:
+        budgets.append(Budget("SORA_BUDGET_DAILY_USD", settings.budget_daily_usd, "day"))
+    if settings.budget_monthly_usd is not None:
+        budgets.append(Budget("SORA_BUDGET_MONTHLY_USD", settings.budget_monthly_usd, "month"))
+    return tuple(budgets)
+
+
+class Spending(NamedTuple):
+    """Estimated spend in the current local day and month (``TaskService.spending``)."""
+
+    today_usd: float
+    month_usd: float
+    by_model: list[ModelSpend]
+    """This month's, by model."""
+    day_resets_at: float
+    month_resets_at: float
 
 
 class TaskOutcome(NamedTuple):
@@ -89,6 +130,8 @@ class TaskOutcome(NamedTuple):
     """Why the journal could not record this created task (the create went ahead)."""
     unrecorded_at_start: bool = False
     """``unrecorded`` because the journal has not worked since start-up (so the write-ahead was skipped)."""
+    estimate: Estimate | None = None
+    """What the create that made (or reused) this task is estimated to cost."""
 
     @property
     def reused(self) -> bool:
@@ -114,7 +157,8 @@ class TaskBook:
         self.scope = scope
         """The gateway scope of this server's rows (:func:`gateway_scope`; fixed for the server's life)."""
         self.in_flight_seconds = in_flight_seconds(settings)
-        self._clock = clock
+        self.clock = clock
+        """The clock of row times and calendar windows (tests pass a manual one)."""
 
     async def recent(
         self, *, limit: int = 20, kind: TaskKind | None = None, status: TaskStatus | None = None
@@ -122,9 +166,22 @@ class TaskBook:
         """The latest rows of this scope, newest first."""
         return await self.journal.recent(gateway=self.scope, limit=limit, kind=kind, status=status)
 
+    async def spending(self) -> "Spending":
+        """The estimated spend of today and of this month (local calendar), with the month's by model."""
+        day, month = day_and_month(self.clock())
+        today = await self.journal.spending(gateway=self.scope, since=day.start, until=day.end)
+        this_month = await self.journal.spending(gateway=self.scope, since=month.start, until=month.end)
+        return Spending(
+            today_usd=round(sum(item.usd for item in today), 4),
+            month_usd=round(sum(item.usd for item in this_month), 4),
+            by_model=this_month,
+            day_resets_at=day.end,
+            month_resets_at=month.end,
+        )
+
     def outcome(self, entry: JournalEntry, *, read_error: str | None = None) -> TaskOutcome:
         """A journal row as an outcome: its last known state, and whether its create is being sent right now."""
-        in_flight = self._clock() - (entry.submitted_at or 0) < self.in_flight_seconds
+        in_flight = self.clock() - (entry.submitted_at or 0) < self.in_flight_seconds
         sending = entry.state == "submitting" and in_flight and entry.sender_alive
         return TaskOutcome(entry.task(), entry=entry, sending=sending, read_error=read_error)
 
@@ -139,28 +196,47 @@ class TaskService:
         self.scope = book.scope
         self._window = settings.duplicate_window
         self._link_window = book.in_flight_seconds + CLOCK_SKEW_SECONDS
+        self._prices = settings.prices
+        self._budgets = spend_budgets(settings)
         self._recorded: BoundedDict[str, str] = BoundedDict(RECORDED_LIMIT)
         """task_id -> the snapshot this process last recorded: a poll that saw nothing new costs no journal write
         (a thread hop and a write transaction, most of a poll's time). The client remembers each task's kind."""
 
     # ------------------------------------------------------------------------------------------- create
 
-    async def create(self, request: CreateRequest, *, allow_duplicate: bool = False) -> TaskOutcome:
+    def estimate(self, request: CreateRequest) -> Estimate:
+        """What ``request`` is estimated to cost under the configured prices."""
+        return estimate(request, self._prices)
+
+    async def create(
+        self, request: CreateRequest, *, allow_duplicate: bool = False, quote_id: str | None = None
+    ) -> TaskOutcome:
         """Create a task unless the same request was made within the duplicate window (then return that one).
 
-        Raises the client's errors; ``CreateOutcomeUnknownError.journaled`` tells whether the journal holds the
-        submission. Raises ``JournalError`` without sending anything when the write-ahead fails (see module doc).
+        The write-ahead row records the estimate, uses up ``quote_id`` (a confirmed quote) and is refused when a
+        budget would be exceeded (``BudgetExceededError``, ``QuoteRefusedError``; nothing sent). Raises the
+        client's errors; ``CreateOutcomeUnknownError.journaled`` tells whether the journal holds the submission.
+        Raises ``JournalError`` without sending anything when the write-ahead fails (see module doc).
         """
         payload = request.to_payload()  # built once: the journal records exactly what the client sends
         submission = Submission.of(request, payload)
+        cost = self.estimate(request)
+        guard = SpendGuard(cost.usd, self._budgets, quote_id)
         unrecorded: str | None = None
         row_id: int | None = None
         try:
             claim = await self.journal.claim(
-                submission, gateway=self.scope, window=0.0 if allow_duplicate else self._window
+                submission, gateway=self.scope, window=0.0 if allow_duplicate else self._window, spend=guard
             )
+        except BudgetExceeded as exc:
+            limit = exc.budget
+            raise BudgetExceededError(
+                limit.variable, limit.limit_usd, exc.spent_usd, exc.estimate_usd, exc.resets_at
+            ) from None
+        except QuoteRefused as exc:
+            raise QuoteRefusedError(exc.quote_id, exc.reason) from None
         except JournalError as exc:
-            if self.journal.ever_opened:
+            if self.journal.ever_opened or self._budgets or quote_id is not None:
                 raise JournalError(
                     f"Nothing was sent to the gateway, so nothing was billed: sora-mcp does not spend money on a "
                     f"task it cannot record. {exc} Then call {submission.tool} again.",
@@ -173,16 +249,44 @@ class TaskService:
                 return await self._reuse(claim.entry, submission)
             row_id = claim.entry.row_id
 
-        task = await self._send(request, payload, row_id)
+        task = (await self._send(request, payload, row_id)).model_copy(update={"cost_estimate_usd": cost.usd})
         if unrecorded is not None:
-            return TaskOutcome(task, unrecorded=unrecorded, unrecorded_at_start=True)
+            return TaskOutcome(task, unrecorded=unrecorded, unrecorded_at_start=True, estimate=cost)
         assert row_id is not None
         try:
             await self.journal.record_created(row_id, task)
         except JournalError as exc:
             logger.error("Task %s was created but the journal could not record it: %s", task.task_id, exc)
-            return TaskOutcome(task, unrecorded=str(exc))
-        return TaskOutcome(task)
+            return TaskOutcome(task, unrecorded=str(exc), estimate=cost)
+        return TaskOutcome(task, estimate=cost)
+
+    async def quote(self, request: CreateRequest) -> tuple[Quote, Estimate]:
+        """A quote for ``request`` that the user can confirm (``create(..., quote_id=...)``) within
+        :data:`QUOTE_SECONDS`; nothing is sent. Raises ``JournalError`` (quotes live in the journal)."""
+        cost = self.estimate(request)
+        quote = await self.journal.quote(
+            Submission.of(request), gateway=self.scope, estimate_usd=cost.usd, ttl=QUOTE_SECONDS
+        )
+        return quote, cost
+
+    async def spending(self) -> "Spending":
+        """The estimated spend of today and this month (``TaskBook.spending``)."""
+        return await self.book.spending()
+
+    async def check_budgets(self, cost: Estimate) -> None:
+        """Raise ``BudgetExceededError`` when ``cost`` would not fit a budget now (read-only; the create's
+        write-ahead checks again, atomically). Used to refuse before asking the user to approve."""
+        if not self._budgets:
+            return
+        spent = await self.book.spending()
+        for budget in self._budgets:
+            so_far, resets = (
+                (spent.today_usd, spent.day_resets_at)
+                if budget.window == "day"
+                else (spent.month_usd, spent.month_resets_at)
+            )
+            if so_far + (cost.usd or 0.0) > budget.limit_usd + 1e-9:
+                raise BudgetExceededError(budget.variable, budget.limit_usd, so_far, cost.usd or 0.0, resets)
 
     async def _send(self, request: CreateRequest, payload: dict[str, object], row_id: int | None) -> Task:
         """The create POST, with the journal row ``row_id`` marked by how it ended."""
@@ -207,7 +311,8 @@ class TaskService:
         """The answer to a duplicate request: the earlier task (freshly read when possible), marked ``reused``."""
         found = self.book.outcome(entry) if entry.task_id is None else await self._refreshed(entry)
         submitted_at = None if entry.submitted_at is None else int(entry.submitted_at)
-        task = found.task.model_copy(update={"reused": True, "submitted_at": submitted_at, "prompt": None})
+        update = {"reused": True, "submitted_at": submitted_at, "prompt": None, "cost_estimate_usd": None}
+        task = found.task.model_copy(update=update)
         return found._replace(task=task, reused_at=entry.submitted_at or entry.recorded_at, tool=submission.tool)
 
     async def _refreshed(self, entry: JournalEntry) -> TaskOutcome:

@@ -35,7 +35,7 @@ INTEROP_DIR = Path(__file__).parent / "interop"
 SERVER_COMMAND = [sys.executable, "-m", "sora_mcp"]
 HTTP_TOKEN = "interop-http-token-0123456789"
 """SORA_MCP_AUTH_TOKEN of the Streamable HTTP server; the Inspector sends it as a bearer token."""
-TOOLS = {"create_video", "create_character", "remix_video", "download_video", "get_task", "list_tasks"}
+TOOLS = {"create_video", "create_character", "remix_video", "download_video", "get_task", "list_tasks", "get_spending"}
 CLIENT_TIMEOUT = 90
 """Seconds one client run may take; a run takes 1-4 s, so only a hang reaches this."""
 

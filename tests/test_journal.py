@@ -121,7 +121,10 @@ async def test_a_journal_from_a_newer_version_is_refused(state_dir: Path) -> Non
     write_file(path, b"")
     with contextlib.closing(sqlite3.connect(path)) as newer:
         newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(JournalError, match=r"written by a newer sora-mcp \(schema 2; this one knows 1\)"):
+    with pytest.raises(
+        JournalError,
+        match=rf"written by a newer sora-mcp \(schema {SCHEMA_VERSION + 1}; this one knows {SCHEMA_VERSION}\)",
+    ):
         await Journal(path).open()
 
 

@@ -134,6 +134,12 @@ list_tasks shows every task created. The same request again within minutes retur
                         "title": "Wait Seconds",
                         "type": "integer",
                     },
+                    "confirm_quote": {
+                        "anyOf": [{"maxLength": 100, "type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Only after the user approved a quote: the quote_id of a result with confirmation_required, with the same arguments as that call.",
+                        "title": "Confirm Quote",
+                    },
                 },
                 "required": ["prompt"],
                 "type": "object",
@@ -154,10 +160,12 @@ list_tasks shows every task created. The same request again within minutes retur
                         "type": "string",
                     },
                     "status": {
-                        "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome.",
-                        "enum": ["queued", "in_progress", "completed", "failed", "unknown"],
+                        "anyOf": [
+                            {"enum": ["queued", "in_progress", "completed", "failed", "unknown"], "type": "string"},
+                            {"const": "awaiting_confirmation", "type": "string"},
+                        ],
+                        "description": "queued, in_progress, completed, failed, unknown; awaiting_confirmation for a quote.",
                         "title": "Status",
-                        "type": "string",
                     },
                     "progress": {
                         "default": 0,
@@ -268,6 +276,30 @@ list_tasks shows every task created. The same request again within minutes retur
                         "description": "True when create returned this earlier identical request instead of creating (and billing) another.",
                         "title": "Reused",
                     },
+                    "cost_estimate_usd": {
+                        "anyOf": [{"type": "number"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's bill; absent when no price is configured.",
+                        "title": "Cost Estimate Usd",
+                    },
+                    "confirmation_required": {
+                        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+                        "default": None,
+                        "description": "True when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+                        "title": "Confirmation Required",
+                    },
+                    "quote_id": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The quote to pass as confirm_quote once the user agrees.",
+                        "title": "Quote Id",
+                    },
+                    "quote_expires_at": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Unix seconds after which the quote cannot be used.",
+                        "title": "Quote Expires At",
+                    },
                 },
                 "required": ["kind", "status"],
                 "type": "object",
@@ -329,8 +361,11 @@ list_tasks shows every task created. The same request again within minutes retur
                         "type": "object",
                     },
                 },
-                "description": "Normalized state of a video or character task, whatever dialect the gateway answered in.",
-                "title": "Task",
+                "description": """\
+What a paid tool returns: the task it created (or reused), or, when the user's yes is needed and the client
+cannot ask for it, a quote to confirm (``confirmation_required``), with nothing created.\
+""",
+                "title": "CreateResult",
             },
             "annotations": {
                 "readOnlyHint": False,
@@ -396,6 +431,12 @@ puts the character in the video. The same request again within minutes returns t
                         "title": "Wait Seconds",
                         "type": "integer",
                     },
+                    "confirm_quote": {
+                        "anyOf": [{"maxLength": 100, "type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Only after the user approved a quote: the quote_id of a result with confirmation_required, with the same arguments as that call.",
+                        "title": "Confirm Quote",
+                    },
                 },
                 "required": ["timestamps"],
                 "type": "object",
@@ -416,10 +457,12 @@ puts the character in the video. The same request again within minutes returns t
                         "type": "string",
                     },
                     "status": {
-                        "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome.",
-                        "enum": ["queued", "in_progress", "completed", "failed", "unknown"],
+                        "anyOf": [
+                            {"enum": ["queued", "in_progress", "completed", "failed", "unknown"], "type": "string"},
+                            {"const": "awaiting_confirmation", "type": "string"},
+                        ],
+                        "description": "queued, in_progress, completed, failed, unknown; awaiting_confirmation for a quote.",
                         "title": "Status",
-                        "type": "string",
                     },
                     "progress": {
                         "default": 0,
@@ -530,6 +573,30 @@ puts the character in the video. The same request again within minutes returns t
                         "description": "True when create returned this earlier identical request instead of creating (and billing) another.",
                         "title": "Reused",
                     },
+                    "cost_estimate_usd": {
+                        "anyOf": [{"type": "number"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's bill; absent when no price is configured.",
+                        "title": "Cost Estimate Usd",
+                    },
+                    "confirmation_required": {
+                        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+                        "default": None,
+                        "description": "True when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+                        "title": "Confirmation Required",
+                    },
+                    "quote_id": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The quote to pass as confirm_quote once the user agrees.",
+                        "title": "Quote Id",
+                    },
+                    "quote_expires_at": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Unix seconds after which the quote cannot be used.",
+                        "title": "Quote Expires At",
+                    },
                 },
                 "required": ["kind", "status"],
                 "type": "object",
@@ -591,8 +658,11 @@ puts the character in the video. The same request again within minutes returns t
                         "type": "object",
                     },
                 },
-                "description": "Normalized state of a video or character task, whatever dialect the gateway answered in.",
-                "title": "Task",
+                "description": """\
+What a paid tool returns: the task it created (or reused), or, when the user's yes is needed and the client
+cannot ask for it, a quote to confirm (``confirmation_required``), with nothing created.\
+""",
+                "title": "CreateResult",
             },
             "annotations": {
                 "readOnlyHint": False,
@@ -665,6 +735,12 @@ task may already exist.\
                         "title": "Wait Seconds",
                         "type": "integer",
                     },
+                    "confirm_quote": {
+                        "anyOf": [{"maxLength": 100, "type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Only after the user approved a quote: the quote_id of a result with confirmation_required, with the same arguments as that call.",
+                        "title": "Confirm Quote",
+                    },
                 },
                 "required": ["task_id", "prompt"],
                 "type": "object",
@@ -685,10 +761,12 @@ task may already exist.\
                         "type": "string",
                     },
                     "status": {
-                        "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome.",
-                        "enum": ["queued", "in_progress", "completed", "failed", "unknown"],
+                        "anyOf": [
+                            {"enum": ["queued", "in_progress", "completed", "failed", "unknown"], "type": "string"},
+                            {"const": "awaiting_confirmation", "type": "string"},
+                        ],
+                        "description": "queued, in_progress, completed, failed, unknown; awaiting_confirmation for a quote.",
                         "title": "Status",
-                        "type": "string",
                     },
                     "progress": {
                         "default": 0,
@@ -799,6 +877,30 @@ task may already exist.\
                         "description": "True when create returned this earlier identical request instead of creating (and billing) another.",
                         "title": "Reused",
                     },
+                    "cost_estimate_usd": {
+                        "anyOf": [{"type": "number"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's bill; absent when no price is configured.",
+                        "title": "Cost Estimate Usd",
+                    },
+                    "confirmation_required": {
+                        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+                        "default": None,
+                        "description": "True when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+                        "title": "Confirmation Required",
+                    },
+                    "quote_id": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The quote to pass as confirm_quote once the user agrees.",
+                        "title": "Quote Id",
+                    },
+                    "quote_expires_at": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Unix seconds after which the quote cannot be used.",
+                        "title": "Quote Expires At",
+                    },
                 },
                 "required": ["kind", "status"],
                 "type": "object",
@@ -860,8 +962,11 @@ task may already exist.\
                         "type": "object",
                     },
                 },
-                "description": "Normalized state of a video or character task, whatever dialect the gateway answered in.",
-                "title": "Task",
+                "description": """\
+What a paid tool returns: the task it created (or reused), or, when the user's yes is needed and the client
+cannot ask for it, a quote to confirm (``confirmation_required``), with nothing created.\
+""",
+                "title": "CreateResult",
             },
             "annotations": {
                 "readOnlyHint": False,
@@ -1132,6 +1237,12 @@ task has error.message.\
                         "default": None,
                         "description": "True when create returned this earlier identical request instead of creating (and billing) another.",
                         "title": "Reused",
+                    },
+                    "cost_estimate_usd": {
+                        "anyOf": [{"type": "number"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's bill; absent when no price is configured.",
+                        "title": "Cost Estimate Usd",
                     },
                 },
                 "required": ["kind", "status"],
@@ -1434,6 +1545,12 @@ the user rather than creating it again.\
                                 "description": "True when create returned this earlier identical request instead of creating (and billing) another.",
                                 "title": "Reused",
                             },
+                            "cost_estimate_usd": {
+                                "anyOf": [{"type": "number"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's bill; absent when no price is configured.",
+                                "title": "Cost Estimate Usd",
+                            },
                         },
                         "required": ["kind", "status"],
                         "title": "Task",
@@ -1475,7 +1592,7 @@ the user rather than creating it again.\
 def test_instructions_resources_and_prompts_as_published() -> None:
     data = published()
     assert list(data["tools"]) == snapshot(
-        ["create_video", "create_character", "remix_video", "download_video", "get_task", "list_tasks"]
+        ["create_video", "create_character", "remix_video", "download_video", "get_task", "list_tasks", "get_spending"]
     )
     assert data["instructions"] == snapshot("""\
 Make videos with the Sora-2 models. Creating costs the user real money and takes minutes, so:
@@ -1489,7 +1606,10 @@ Make videos with the Sora-2 models. Creating costs the user real money and takes
 4. remix_video(task_id, prompt) makes a new (paid) video from a completed one, when the user asks for changes.
 Never create a task again because a call timed out or a task is slow: poll the task_id you have. Lost a task_id
 (new chat, timeout, restart)? list_tasks shows every task this server created, newest first. An identical create
-within minutes returns the earlier task ("reused": true) instead of paying twice.\
+within minutes returns the earlier task ("reused": true) instead of paying twice. Paid results carry
+cost_estimate_usd: tell the user the estimate. get_spending shows today's and this month's spend and the
+budgets. A result with confirmation_required needs the user's yes before you call again with its
+confirm_quote.\
 """)
     assert data["resources"] == snapshot(
         [
@@ -1506,8 +1626,7 @@ within minutes returns the earlier task ("reused": true) instead of paying twice
                 "uri": "tasks://recent",
                 "description": "The 20 latest tasks of the task journal, newest first, with their last known state (the list_tasks result as JSON).",
                 "mimeType": "application/json",
-            },
-        ]
+            }, {'name': 'spending', 'title': 'Spending', 'uri': 'spending://summary', 'description': "Estimated spend of today and this month (local calendar), by model, against the budgets, with the price table (the get_spending result as JSON). Estimates, not the gateway's bill.", 'mimeType': 'application/json'}]
     )
     assert data["prompts"] == snapshot(
         [

@@ -17,7 +17,7 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
 from sora_mcp.embedded import serve_app
-from sora_mcp.models import DownloadResult, Task
+from sora_mcp.models import CreateResult, DownloadResult, Spending, Task
 from sora_mcp.server import build_server
 from sora_mcp.server.results import TaskList
 
@@ -27,7 +27,7 @@ CREATE = "/v1/videos/generations"
 VIDEO_STATUS = "/v1/videos/generations/"
 CHARACTER_STATUS = "/v1/characters_tasks/"
 TASK_ID = re.compile(r"task_[0-9A-HJKMNP-TV-Z]{26}")
-TOOLS = ["create_character", "create_video", "download_video", "get_task", "list_tasks", "remix_video"]
+TOOLS = ["create_character", "create_video", "download_video", "get_spending", "get_task", "list_tasks", "remix_video"]
 PAID_TOOLS = ("create_video", "create_character", "remix_video")
 FAILURE_MESSAGE = "Generation failed: Content violates the content policy"
 MAY_EXIST = "may have created this video task, and may bill it"
@@ -183,6 +183,7 @@ async def test_tools_list_offers_exactly_the_six_tools_with_their_annotations(mc
         "list_tasks": "List recent tasks",
         "remix_video": "Remix a video",
         "download_video": "Download a video",
+        "get_spending": "Get spending",
     }
 
 
@@ -190,7 +191,7 @@ async def test_every_input_property_is_described(mcp_client: Client) -> None:
     """Each argument of each tool carries a description the calling model can read."""
     for tool in (await mcp_client.list_tools()).tools:
         properties = tool.input_schema["properties"]
-        assert properties
+        assert properties or tool.name == "get_spending"  # the one tool without arguments
         for name, prop in properties.items():
             assert prop.get("description"), f"{tool.name}.{name} has no description"
 
@@ -213,6 +214,7 @@ async def test_create_video_takes_flat_arguments_with_the_documented_enums(mcp_c
         "thumbnail",
         "allow_duplicate",
         "wait_seconds",
+        "confirm_quote",
     ]
     assert schema["required"] == ["prompt"]
     assert properties["prompt"]["type"] == "string"
@@ -231,6 +233,7 @@ async def test_create_video_takes_flat_arguments_with_the_documented_enums(mcp_c
         "model",
         "allow_duplicate",
         "wait_seconds",
+        "confirm_quote",
     ]
     assert character["required"] == ["timestamps"]
     for create in (schema, character):
@@ -255,14 +258,18 @@ async def test_create_video_takes_flat_arguments_with_the_documented_enums(mcp_c
 async def test_every_tool_declares_its_output_schema(mcp_client: Client) -> None:
     """The task tools return one Task (task_id, kind, status, progress, urls, hint...); list_tasks a list of
     them; download_video a DownloadResult."""
-    expected = Task.model_json_schema()
     tools = {tool.name: tool for tool in (await mcp_client.list_tools()).tools}
     for name in ("create_video", "create_character", "remix_video", "get_task"):
         schema = tools[name].output_schema
-        assert schema == expected
+        assert schema == (Task if name == "get_task" else CreateResult).model_json_schema()
         assert schema["required"] == ["kind", "status"]  # task_id is absent only when the outcome is unknown
         for key in ("task_id", "progress", "video_url", "characters", "error", "next_poll_seconds", "hint"):
             assert key in schema["properties"]
+        assert "cost_estimate_usd" in schema["properties"]
+    for name in ("create_video", "create_character", "remix_video"):
+        quote_fields = tools[name].output_schema["properties"]
+        assert {"confirmation_required", "quote_id", "quote_expires_at"} <= quote_fields.keys()
+    assert tools["get_spending"].output_schema == Spending.model_json_schema()
     assert tools["list_tasks"].output_schema == TaskList.model_json_schema()
     assert tools["download_video"].output_schema == DownloadResult.model_json_schema()
 
@@ -309,7 +316,9 @@ async def test_create_video_returns_a_queued_task_and_sends_one_exact_request(
         "upstream_status": "queued",
         "next_poll_seconds": 10,
         "hint": f"The video is queued. Call get_task with task_id='{task_id}' and wait_seconds=50 to wait for it "
-        "(or poll again in next_poll_seconds); do not create it again.",
+        "(or poll again in next_poll_seconds); do not create it again. Estimated cost: $7.50 (25 s of sora-2-pro), "
+        "from the configured prices (SORA_PRICES), not the gateway's bill.",
+        "cost_estimate_usd": 7.5,
     }
     assert text_of(result) == json.dumps(task, ensure_ascii=False, separators=(",", ":"))
     [request] = fake.requests

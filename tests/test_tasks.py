@@ -129,8 +129,10 @@ async def test_list_tasks_shows_created_tasks_newest_first_with_prompt_and_state
         "hint": "Last known state, from 2026-01-14 08:43 UTC. The video is queued. Call get_task with "
         f"task_id='{first['task_id']}' and wait_seconds=50 to wait for it (or poll again in next_poll_seconds); "
         "do not create it again.",
+        "cost_estimate_usd": 1.0,
     }
     assert (listed[0]["kind"], listed[0]["submitted_at"], "prompt" in listed[0]) == ("character", int(clock.now), False)
+    assert "cost_estimate_usd" not in listed[0]  # no price for characters unless SORA_PRICES sets one
 
 
 async def test_list_tasks_filters_by_kind_and_status_and_limits(fake: FakeGateway) -> None:
@@ -353,7 +355,13 @@ async def test_resources_serve_a_task_and_the_recent_tasks_as_json(fake: FakeGat
         templates = (await client.list_resource_templates()).resource_templates
         resources = (await client.list_resources()).resources
         assert [(t.uri_template, t.mime_type) for t in templates] == [("task://{task_id}", "application/json")]
-        assert [(str(r.uri), r.mime_type) for r in resources] == [("tasks://recent", "application/json")]
+        assert [(str(r.uri), r.mime_type) for r in resources] == [
+            ("tasks://recent", "application/json"),
+            ("spending://summary", "application/json"),
+        ]
+        [spending] = (await client.read_resource("spending://summary")).contents
+        assert isinstance(spending, TextResourceContents)
+        assert json.loads(spending.text) == ok(await call(client, "get_spending", {}))
         created = ok(await call(client, "create_video", {"prompt": "a cat"}))
         (content,) = (await client.read_resource(f"task://{created['task_id']}")).contents
         assert isinstance(content, TextResourceContents)

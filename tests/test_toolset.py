@@ -28,6 +28,7 @@ def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
         "download_video",
         "get_task",
         "list_tasks",
+        "get_spending",
     ]
     for tool in built:
         sdk = Tool.from_function(tool.fn, title=tool.title, description=tool.description, annotations=tool.annotations)

@@ -6,6 +6,7 @@ Argument problems found by our request models come out here too, in one style th
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -28,6 +29,7 @@ from sora_mcp.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceededError,
     ContentPolicyError,
     CreateOutcomeUnknownError,
     DownloadError,
@@ -37,11 +39,15 @@ from sora_mcp.errors import (
     NotFoundError,
     PaymentRequiredError,
     PermissionDeniedError,
+    QuoteRefusedError,
     RateLimitError,
     ServerError,
     SoraError,
+    SpendDeclinedError,
+    SpendRefusedError,
     TaskNotReadyError,
 )
+from sora_mcp.spending import usd
 
 RequestT = TypeVar("RequestT", VideoRequest, CharacterRequest, RemixRequest)
 
@@ -99,6 +105,41 @@ def tool_errors(secret: str | None, *, task_id: str | None = None, remix_of: str
         raise ToolError(redact(describe_error(exc, task_id=task_id, remix_of=remix_of), secret)) from exc
 
 
+NOTHING_BILLED = "Nothing was sent to the gateway, so nothing was created or billed."
+QUOTE_PROBLEMS = {
+    "unknown": "is not a quote this server issued (for this gateway)",
+    "used": "was already used for a create: a quote is good for one",
+    "expired": "has expired: quotes last 10 minutes",
+    "different_arguments": "was issued for different arguments",
+}
+
+
+def spend_refusal(exc: SpendRefusedError) -> str:
+    """The tool error of a paid call stopped by a budget, a quote or the user."""
+    if isinstance(exc, BudgetExceededError):
+        resets = datetime.fromtimestamp(exc.resets_at).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        return (
+            f"Refused: this call is estimated at {usd(exc.estimate_usd)} and {usd(exc.spent_usd)} is already spent "
+            f"({'today' if 'DAILY' in exc.variable else 'this month'}, estimates), over the budget "
+            f"{exc.variable}={usd(exc.limit_usd)}. {NOTHING_BILLED} The budget resets at {resets}. Tell the user; "
+            "do not retry before then unless they raise the budget."
+        )
+    if isinstance(exc, QuoteRefusedError):
+        problem = QUOTE_PROBLEMS.get(exc.reason, exc.reason)
+        fix = (
+            "Call with exactly the arguments of the quoted call"
+            if exc.reason == "different_arguments"
+            else "Call the tool again without confirm_quote for a new quote, and ask the user again"
+        )
+        return f"confirm_quote {exc.quote_id!r} {problem}. {NOTHING_BILLED} {fix}."
+    if isinstance(exc, SpendDeclinedError):
+        return (
+            f"The user declined this {exc.tool} call (estimated {exc.estimate}). {NOTHING_BILLED} Do not call "
+            f"{exc.tool} again unless the user asks for it."
+        )
+    return str(exc)
+
+
 def describe_error(exc: SoraError, *, task_id: str | None = None, remix_of: str | None = None) -> str:
     """The tool-error text for a client error: what happened, what it means for money, what to do next."""
     if isinstance(exc, CreateOutcomeUnknownError):
@@ -114,6 +155,8 @@ def describe_error(exc: SoraError, *, task_id: str | None = None, remix_of: str 
             "the user the outcome is unknown; they can check the gateway dashboard for a new task (get_task with "
             f"its id links it to this request), or decide to try again knowingly with allow_duplicate=true.{recorded}"
         )
+    if isinstance(exc, SpendRefusedError):
+        return spend_refusal(exc)
     if isinstance(exc, MissingAPIKeyError | JournalError | TaskNotReadyError | DownloadError):
         return str(exc)  # written for the calling model already
     if isinstance(exc, InvalidArgumentError):

@@ -9,8 +9,9 @@ elsewhere decides on what a sentence says. Error advice lives in ``server/errors
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sora_mcp.journal import JournalEntry
+from sora_mcp.journal import JournalEntry, Quote
 from sora_mcp.models import MAX_WAIT_SECONDS, Task
+from sora_mcp.spending import Estimate, usd
 from sora_mcp.tasks import TaskOutcome
 
 if TYPE_CHECKING:  # the download code is imported on first use (start-up does not need it)
@@ -38,7 +39,10 @@ Make videos with the Sora-2 models. Creating costs the user real money and takes
 4. remix_video(task_id, prompt) makes a new (paid) video from a completed one, when the user asks for changes.
 Never create a task again because a call timed out or a task is slow: poll the task_id you have. Lost a task_id
 (new chat, timeout, restart)? list_tasks shows every task this server created, newest first. An identical create
-within minutes returns the earlier task ("reused": true) instead of paying twice.""".format(wait=MAX_WAIT_SECONDS)  # noqa: UP032 (f-string lines would exceed 120)
+within minutes returns the earlier task ("reused": true) instead of paying twice. Paid results carry
+cost_estimate_usd: tell the user the estimate. get_spending shows today's and this month's spend and the
+budgets. A result with confirmation_required needs the user's yes before you call again with its
+confirm_quote.""".format(wait=MAX_WAIT_SECONDS)  # noqa: UP032 (f-string lines would exceed 120)
 
 
 def format_utc(timestamp: float) -> str:
@@ -149,6 +153,8 @@ def render(outcome: TaskOutcome, *, now: float, sandbox: bool) -> Task:
     if outcome.poll_error:
         notes.append(f"The last poll failed ({outcome.poll_error}).")
     hint = " ".join([*notes, step])
+    if outcome.estimate is not None and not outcome.reused:
+        hint += " " + estimate_sentence(outcome.estimate)
     if outcome.reused_at is not None:
         hint = _reused(outcome, hint, now)
     if outcome.unrecorded and outcome.unrecorded_at_start:
@@ -163,6 +169,32 @@ def render(outcome: TaskOutcome, *, now: float, sandbox: bool) -> Task:
             hint += SANDBOX_MEDIA_NOTE
     return task.model_copy(
         update={"hint": hint, "next_poll_seconds": suggest_next_poll(task, now), "sandbox": True if sandbox else None}
+    )
+
+
+def estimate_sentence(cost: Estimate) -> str:
+    """What a paid call is estimated to cost, said as an estimate."""
+    if cost.usd is None:
+        return f"Estimated cost: {cost.describe()}; budgets cannot see this task's cost (set a price in SORA_PRICES)."
+    return f"Estimated cost: {cost.describe()}, from the configured prices (SORA_PRICES), not the gateway's bill."
+
+
+def quote_hint(tool: str, quote: Quote, cost: Estimate) -> str:
+    """The hint of a quote: nothing was sent; ask the user; how to confirm."""
+    return (
+        f"Nothing was created or billed yet: this {tool} call needs the user's approval first "
+        f"(SORA_CONFIRM_ABOVE_USD). Estimated cost: {cost.describe()}, from the configured prices, not the "
+        "gateway's bill. Ask the user whether to spend it. If they agree, call "
+        f"{tool} again with the same arguments plus confirm_quote='{quote.quote_id}' (good for one create, until "
+        f"{format_utc(quote.expires_at)}); if not, do not create it."
+    )
+
+
+def approval_question(tool: str, summary: str, cost: Estimate, spent_today: float) -> str:
+    """The question an elicitation asks the user before a paid call."""
+    return (
+        f"{tool}: {summary}. Estimated cost {cost.describe()}, from the configured prices (not the gateway's "
+        f"bill). Spent today so far: {usd(spent_today)} (estimates). Spend it?"
     )
 
 

@@ -88,10 +88,14 @@ def make_video(
         '- size: "16:9" (landscape), "9:16" (vertical, for phones) or "1:1" (square), whichever suits where I '
         "will show it.",
         "",
-        "3. Show me the prompt and the settings, and tell me that generating costs money and takes a few minutes. "
-        "Do not call create_video until I confirm.",
+        "3. Show me the prompt and the settings, and the estimated cost: the model's price per second (get_spending "
+        "shows the price table, today's spend and the budgets) times the duration (the shortest the model allows "
+        "if none is chosen). Tell me it is an estimate, not the bill, and that generating costs money and takes a "
+        "few minutes. Do not call create_video until I confirm.",
         "",
-        "4. Call create_video once, with the prompt and the settings. Keep the task_id it returns.",
+        "4. Call create_video once, with the prompt and the settings. Keep the task_id it returns, and tell me its "
+        "cost_estimate_usd. If the result says confirmation_required, nothing was created: ask me, and only if I "
+        "agree call create_video again with the same arguments plus its confirm_quote.",
         "",
         f'5. Call get_task(task_id=<that id>, wait_seconds={MAX_WAIT_SECONDS}), and again while the status is "queued" '
         "or "

@@ -1,5 +1,6 @@
-"""Resources: ``task://{task_id}`` (one task, as ``get_task`` returns it) and ``tasks://recent`` (the journal's
-latest tasks, as ``list_tasks`` returns them). Both read the lifespan state, like the tools."""
+"""Resources: ``task://{task_id}`` (one task, as ``get_task`` returns it), ``tasks://recent`` (the journal's
+latest tasks, as ``list_tasks`` returns them) and ``spending://summary`` (the ledger, as ``get_spending`` returns
+it). The template reads the lifespan state, like the tools; the static ones hold what they read."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from sora_mcp.errors import JournalError, NotFoundError, SoraError
 from sora_mcp.models import check_task_id
 from sora_mcp.server.errors import describe_error
 from sora_mcp.server.guidance import render
+from sora_mcp.server.money import spending_report
 from sora_mcp.server.results import task_data, to_json
 from sora_mcp.server.state import app_state
 from sora_mcp.tasks import TaskBook
@@ -55,6 +57,22 @@ class RecentTasks:
         return to_json({"tasks": tasks})
 
 
+@dataclass(frozen=True)
+class SpendingSummary:
+    """``spending://summary``: static, so it holds the journal and the settings it reads."""
+
+    book: TaskBook
+    settings: Settings
+
+    async def read(self) -> str:
+        """The estimated spend of today and this month, by model, against the budgets."""
+        try:
+            facts = await self.book.spending()
+        except JournalError as exc:
+            raise ResourceError(str(exc)) from exc
+        return to_json(spending_report(self.settings, facts).model_dump(mode="json", exclude_none=True))
+
+
 def register_resources(server: MCPServer[Any], recent: RecentTasks) -> None:
     server.resource(
         "task://{task_id}",
@@ -72,3 +90,11 @@ def register_resources(server: MCPServer[Any], recent: RecentTasks) -> None:
         "state (the list_tasks result as JSON).",
         mime_type="application/json",
     )(recent.read)
+    server.resource(
+        "spending://summary",
+        name="spending",
+        title="Spending",
+        description="Estimated spend of today and this month (local calendar), by model, against the budgets, "
+        "with the price table (the get_spending result as JSON). Estimates, not the gateway's bill.",
+        mime_type="application/json",
+    )(SpendingSummary(recent.book, recent.settings).read)

@@ -8,7 +8,7 @@ for ``build_server``. Docstrings are the descriptions the calling model reads.
 
 from typing import Annotated, Any
 
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import AfterValidator, Field
 
 from sora_mcp.config import redact
@@ -18,8 +18,10 @@ from sora_mcp.models import (
     MAX_WAIT_SECONDS,
     TASK_ID_PATTERN,
     AspectRatio,
+    CreateResult,
     DownloadResult,
     Duration,
+    Spending,
     Style,
     Task,
     TaskKind,
@@ -28,12 +30,21 @@ from sora_mcp.models import (
     check_task_id,
 )
 from sora_mcp.server.errors import RequestT, describe_error, tool_errors, validated
+from sora_mcp.server.money import (
+    Approval,
+    CharacterApproval,
+    RemixApproval,
+    VideoApproval,
+    spend_gate,
+    spending_report,
+)
 from sora_mcp.server.results import (
     TaskList,
     byte_reporter,
     download_result,
     list_result,
     task_result,
+    to_json,
     wait_reporter,
     with_thumbnail,
 )
@@ -49,6 +60,9 @@ CREATE_ANNOTATIONS = ToolAnnotations(
 )
 READ_ANNOTATIONS = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+LEDGER_ANNOTATIONS = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 DOWNLOAD_ANNOTATIONS = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
@@ -80,6 +94,15 @@ AllowDuplicate = Annotated[
     ),
 ]
 
+ConfirmQuote = Annotated[
+    str | None,
+    Field(
+        max_length=100,
+        description="Only after the user approved a quote: the quote_id of a result with confirmation_required, "
+        "with the same arguments as that call.",
+    ),
+]
+
 TaskId = Annotated[
     str,
     AfterValidator(check_task_id),
@@ -97,6 +120,7 @@ TOOLS = ToolSet()
 @TOOLS.tool(title="Create a video", annotations=CREATE_ANNOTATIONS)
 async def create_video(
     ctx: ToolContext,
+    approval: VideoApproval,
     prompt: Annotated[
         str,
         Field(
@@ -123,7 +147,8 @@ async def create_video(
     thumbnail: Annotated[bool | None, Field(description="Also generate a thumbnail image.")] = None,
     allow_duplicate: AllowDuplicate = False,
     wait_seconds: CreateWaitSeconds = 0,
-) -> Annotated[CallToolResult, Task]:
+    confirm_quote: ConfirmQuote = None,
+) -> Annotated[CallToolResult, CreateResult]:
     """Start generating a video with Sora-2 from a text prompt (and optional reference images).
 
     Costs the user money: call it only when the user asks for a video, once per video. Returns a task_id at
@@ -146,12 +171,15 @@ async def create_video(
         "storyboard": storyboard,
         "thumbnail": thumbnail,
     }
-    return await create_task(ctx, VideoRequest, arguments, allow_duplicate=allow_duplicate, wait_seconds=wait_seconds)
+    return await create_task(
+        ctx, VideoRequest, arguments, allow_duplicate, wait_seconds, approval=approval, confirm_quote=confirm_quote
+    )
 
 
 @TOOLS.tool(title="Create a character", annotations=CREATE_ANNOTATIONS)
 async def create_character(
     ctx: ToolContext,
+    approval: CharacterApproval,
     timestamps: Annotated[
         str,
         Field(description="'start,end' in seconds of the clip that shows the character, 1 to 3 s long, e.g. '1,3'."),
@@ -167,7 +195,8 @@ async def create_character(
     model: Annotated[VideoModel, Field(description="sora-2 or sora-2-pro.")] = "sora-2",
     allow_duplicate: AllowDuplicate = False,
     wait_seconds: CreateWaitSeconds = 0,
-) -> Annotated[CallToolResult, Task]:
+    confirm_quote: ConfirmQuote = None,
+) -> Annotated[CallToolResult, CreateResult]:
     """Create a reusable character (a "cameo") from 1-3 seconds of a video, to cast it in later videos.
 
     Costs the user money: call it only when the user asks. Give exactly one of url or from_task, plus
@@ -178,13 +207,14 @@ async def create_character(
     """
     arguments = {"timestamps": timestamps, "url": url, "from_task": from_task, "model": model}
     return await create_task(
-        ctx, CharacterRequest, arguments, allow_duplicate=allow_duplicate, wait_seconds=wait_seconds
+        ctx, CharacterRequest, arguments, allow_duplicate, wait_seconds, approval=approval, confirm_quote=confirm_quote
     )
 
 
 @TOOLS.tool(title="Remix a video", annotations=CREATE_ANNOTATIONS)
 async def remix_video(
     ctx: ToolContext,
+    approval: RemixApproval,
     task_id: TaskId,
     prompt: Annotated[str, Field(description="How to change the video, e.g. 'make it night and add falling snow'.")],
     model: Annotated[VideoModel, Field(description="sora-2 (10 or 15 s) or sora-2-pro (15 s HD or 25 s).")] = "sora-2",
@@ -195,7 +225,8 @@ async def remix_video(
     ] = None,
     allow_duplicate: AllowDuplicate = False,
     wait_seconds: CreateWaitSeconds = 0,
-) -> Annotated[CallToolResult, Task]:
+    confirm_quote: ConfirmQuote = None,
+) -> Annotated[CallToolResult, CreateResult]:
     """Make a new video from a completed one (task_id from create_video), changed as the prompt says.
 
     Costs the user money like create_video: call it only when the user asks, once per remix. Private
@@ -205,7 +236,14 @@ async def remix_video(
     """
     arguments = {"source_task_id": task_id, "prompt": prompt, "model": model, "size": size, "duration": duration}
     return await create_task(
-        ctx, RemixRequest, arguments, allow_duplicate=allow_duplicate, wait_seconds=wait_seconds, remix_of=task_id
+        ctx,
+        RemixRequest,
+        arguments,
+        allow_duplicate,
+        wait_seconds,
+        approval=approval,
+        confirm_quote=confirm_quote,
+        remix_of=task_id,
     )
 
 
@@ -296,22 +334,44 @@ async def list_tasks(
         return list_result([state.render(outcome) for outcome in found])
 
 
+@TOOLS.tool(title="Get spending", annotations=LEDGER_ANNOTATIONS)
+async def get_spending(ctx: ToolContext) -> Annotated[CallToolResult, Spending]:
+    """Show what video and character tasks created through this server are estimated to have cost today and this
+    month (local calendar), by model, against the budgets, with the price table.
+
+    Free and read-only; the gateway is not called. Use it before a create when the user cares about cost, or
+    when a create was refused by a budget. Figures are estimates from the configured prices, not the gateway's
+    bill; failed tasks do not count.
+    """
+    state = app_state(ctx)
+    with tool_errors(state.secret):
+        report = spending_report(state.settings, await state.tasks.spending())
+        data = report.model_dump(mode="json", exclude_none=True)
+        return CallToolResult(content=[TextContent(type="text", text=to_json(data))], structured_content=data)
+
+
 async def create_task(
     ctx: ToolContext,
     request_type: type[RequestT],
     arguments: dict[str, Any],
-    *,
     allow_duplicate: bool,
     wait_seconds: int,
+    *,
+    approval: Approval | None,
+    confirm_quote: str | None,
     remix_of: str | None = None,
 ) -> CallToolResult:
-    """What every paid tool does: validate its arguments into a request (nothing is sent if they are wrong),
-    create the task through the journal, and answer as :func:`after_create` does. ``remix_of`` names the video a
-    remix starts from, so that a 404 names it."""
+    """What every paid tool does: validate its arguments into a request (nothing is sent if they are wrong), pass
+    the spend gate (the user's yes or a quote, ``server/money.py``), create the task through the journal (budgets
+    checked there), and answer as :func:`after_create` does. ``remix_of`` names the video a remix starts from, so
+    that a 404 names it."""
     state = app_state(ctx)
     with tool_errors(state.secret, remix_of=remix_of):
         request = validated(request_type, state.settings, **arguments)
-        created = await state.tasks.create(request, allow_duplicate=allow_duplicate)
+        quoted = await spend_gate(ctx, request, approval, confirm_quote)
+        if quoted is not None:
+            return quoted
+        created = await state.tasks.create(request, allow_duplicate=allow_duplicate, quote_id=confirm_quote)
         return await after_create(ctx, created, wait_seconds)
 
 
