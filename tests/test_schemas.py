@@ -1626,7 +1626,15 @@ confirm_quote.\
                 "uri": "tasks://recent",
                 "description": "The 20 latest tasks of the task journal, newest first, with their last known state (the list_tasks result as JSON).",
                 "mimeType": "application/json",
-            }, {'name': 'spending', 'title': 'Spending', 'uri': 'spending://summary', 'description': "Estimated spend of today and this month (local calendar), by model, against the budgets, with the price table (the get_spending result as JSON). Estimates, not the gateway's bill.", 'mimeType': 'application/json'}]
+            },
+            {
+                "name": "spending",
+                "title": "Spending",
+                "uri": "spending://summary",
+                "description": "Estimated spend of today and this month (local calendar), by model, against the budgets, with the price table (the get_spending result as JSON). Estimates, not the gateway's bill.",
+                "mimeType": "application/json",
+            },
+        ]
     )
     assert data["prompts"] == snapshot(
         [
