@@ -257,6 +257,25 @@ async def round_trips(gateway_url: str, targets: list[Any], task_id: str, runs: 
         return samples
 
 
+async def create_round_trips(targets: list[StdioServerParameters], runs: int) -> list[Sample]:
+    """Interleaved ``create_video`` round trips over stdio (a new task each: ``allow_duplicate``), one sample per
+    target: the write-ahead row, the estimate and spend checks, the POST, the task id into the journal."""
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(Client(target)) for target in targets]
+        samples = [Sample() for _ in clients]
+        for iteration in range(5 + runs):  # the first five are an untimed warm-up
+            for offset in range(len(clients)):
+                index = (iteration + offset) % len(clients)
+                arguments = {"prompt": f"benchmark {iteration}", "allow_duplicate": True}
+                started = time.perf_counter()
+                result = await clients[index].call_tool("create_video", arguments)
+                elapsed = time.perf_counter() - started
+                assert not result.is_error, result
+                if iteration >= 5:
+                    samples[index].values.append(elapsed)
+        return samples
+
+
 def create_task(gateway_url: str) -> str:
     body = {"model": "sora-2", "prompt": "benchmark"}
     response = httpx2.post(f"{gateway_url}/v1/videos/generations", json=body, headers={"Authorization": "Bearer x"})
@@ -399,8 +418,9 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
-async def run(quick: bool, output: Path) -> None:
+async def run(quick: bool, output: Path, baseline: Path | None = None) -> None:
     call_runs = 30 if quick else 300
+    baseline_label = _describe_checkout(baseline) if baseline is not None else ""
     rows: list[str] = []
     gateway_port = free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -473,6 +493,29 @@ async def run(quick: bool, output: Path) -> None:
                 )
             rows.append("")
 
+            print("2b. create round trip", file=sys.stderr)
+            create_targets = [stdio(SORA_STDIO, env)]
+            if baseline is not None:
+                create_targets.append(stdio(SORA_STDIO, {**env, "PYTHONPATH": str(baseline)}))
+            creates = await create_round_trips(create_targets, call_runs)
+            rows.append("## 2b. `create_video` round trip over stdio (a new task each time)\n")
+            rows.append("| server | median (min-max) | ratio to baseline |\n|---|---|---|")
+            compared = ratio(creates[0].median, creates[1].median) if baseline is not None else "-"
+            rows.append(f"| sora-mcp | {creates[0].show(digits=2)} | {compared} |")
+            if baseline is not None:
+                rows.append(f"| baseline `{baseline_label}` | {creates[1].show(digits=2)} | 1.00x |")
+            rows.append(
+                "\nEach create writes its journal row ahead of the POST (with the estimate, and the budget and quote "
+                "checks when they are set) and records the task id after it. "
+                + (
+                    "The baseline is another checkout of sora-mcp run from the same environment, interleaved call by "
+                    "call (`--baseline PATH`)."
+                    if baseline is not None
+                    else "Run with `--baseline PATH` to compare with another checkout."
+                )
+                + "\n"
+            )
+
             print("3. throughput", file=sys.stderr)
             rows.append("## 3. `get_task` throughput over Streamable HTTP (calls per second)\n")
             rows.append("| concurrent clients | sora-mcp | bare `MCPServer` | ratio |\n|---|---|---|---|")
@@ -544,17 +587,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few iterations only (CI smoke mode)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of sora-mcp (e.g. `git worktree add /tmp/base <commit>`) to compare creates with",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)  # before the SDK's own INFO set-up of in-process servers
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # a log line per request would be timed too
     try:
-        anyio.run(run, args.quick, args.output)
+        anyio.run(run, args.quick, args.output, args.baseline)
     except BaseException as exc:  # name the root causes: a failure nested in 100 sessions' task groups is unreadable
         leaves = list(root_causes(exc))
         for leaf in leaves[:3]:
             print("".join(traceback.format_exception(leaf, chain=False)[-6:]), file=sys.stderr)
         print(f"benchmark failed: {len(leaves)} root cause(s), first: {leaves[0]!r}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _describe_checkout(path: Path) -> str:
+    """``<short commit> (<subject>)`` of a git checkout, else its path."""
+    try:
+        shown = subprocess.run(
+            ["git", "-C", str(path), "log", "-1", "--format=%h"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return str(path)
+    return shown.stdout.strip()
 
 
 def root_causes(exc: BaseException) -> Iterator[BaseException]:
