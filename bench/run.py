@@ -496,7 +496,13 @@ async def run(quick: bool, output: Path, baseline: Path | None = None) -> None:
             print("2b. create round trip", file=sys.stderr)
             create_targets = [stdio(SORA_STDIO, env)]
             if baseline is not None:
-                create_targets.append(stdio(SORA_STDIO, {**env, "PYTHONPATH": str(baseline)}))
+                baseline_env = {name: value for name, value in env.items() if name != "PYTHONPATH"}
+                # Started outside this checkout: `python -m` puts the working directory first on sys.path.
+                create_targets.append(
+                    StdioServerParameters(
+                        command=str(baseline), args=["-m", "sora_mcp"], env=baseline_env, cwd=state.name
+                    )
+                )
             creates = await create_round_trips(create_targets, call_runs)
             rows.append("## 2b. `create_video` round trip over stdio (a new task each time)\n")
             rows.append("| server | median (min-max) | ratio to baseline |\n|---|---|---|")
@@ -508,10 +514,10 @@ async def run(quick: bool, output: Path, baseline: Path | None = None) -> None:
                 "\nEach create writes its journal row ahead of the POST (with the estimate, and the budget and quote "
                 "checks when they are set) and records the task id after it. "
                 + (
-                    "The baseline is another checkout of sora-mcp run from the same environment, interleaved call by "
-                    "call (`--baseline PATH`)."
+                    "The baseline is another sora-mcp installed in its own venv (`--baseline PYTHON`), against the "
+                    "same gateway, interleaved call by call."
                     if baseline is not None
-                    else "Run with `--baseline PATH` to compare with another checkout."
+                    else "Run with `--baseline PYTHON` (a venv's python with another sora-mcp) to compare."
                 )
                 + "\n"
             )
@@ -590,7 +596,8 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         type=Path,
-        help="another checkout of sora-mcp (e.g. `git worktree add /tmp/base <commit>`) to compare creates with",
+        help="the python of a venv with another sora-mcp installed (e.g. `pip install <checkout>`), to compare "
+        "creates with",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)  # before the SDK's own INFO set-up of in-process servers
@@ -605,15 +612,14 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
-def _describe_checkout(path: Path) -> str:
-    """``<short commit> (<subject>)`` of a git checkout, else its path."""
+def _describe_checkout(python: Path) -> str:
+    """The version and commit of the sora-mcp that ``python`` runs (as its installed metadata tells)."""
+    script = "import importlib.metadata as m; print(m.version('sora-mcp'))"
     try:
-        shown = subprocess.run(
-            ["git", "-C", str(path), "log", "-1", "--format=%h"], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return str(path)
-    return shown.stdout.strip()
+        shown = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return str(python)
+    return f"sora-mcp {shown.stdout.strip()} at {python}"
 
 
 def root_causes(exc: BaseException) -> Iterator[BaseException]:
