@@ -36,14 +36,14 @@ class Estimate:
     """The request left the duration unset: priced at the model's shortest."""
 
     def describe(self) -> str:
-        """For a hint or a question: "$1.00 (10 s of sora-2 at $0.10/s)"."""
+        """For a hint or a question: "$1.00 for 10 s of sora-2"."""
         if self.usd is None:
             what = "character tasks" if self.seconds is None else self.model
             return f"unknown (SORA_PRICES has no price for {what})"
         if self.seconds is None:
-            return f"{usd(self.usd)} (one character task)"
-        assumed = ", the shortest duration, as none was given" if self.duration_assumed else ""
-        return f"{usd(self.usd)} ({self.seconds} s of {self.model}{assumed})"
+            return f"{usd(self.usd)} for one character task"
+        assumed = " (the shortest duration; none was given)" if self.duration_assumed else ""
+        return f"{usd(self.usd)} for {self.seconds} s of {self.model}{assumed}"
 
 
 def estimate(request: CreateRequest, prices: dict[str, float]) -> Estimate:

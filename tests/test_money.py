@@ -71,9 +71,9 @@ def creates(fake: FakeGateway) -> int:
 @pytest.mark.parametrize(
     ("tool", "arguments", "usd", "priced"),
     [
-        ("create_video", {"prompt": "a cat", "model": "sora-2-pro", "duration": 15}, 4.5, "15 s of sora-2-pro)"),
-        ("create_video", {"prompt": "a cat"}, 1.0, "10 s of sora-2, the shortest duration, as none was given)"),
-        ("create_character", {"timestamps": "1,3", "url": "https://cdn.example.com/a.mp4"}, 0.05, "one character"),
+        ("create_video", {"prompt": "a cat", "model": "sora-2-pro", "duration": 15}, 4.5, "$4.50 for 15 s of sora-2-pro,"),
+        ("create_video", {"prompt": "a cat"}, 1.0, "$1.00 for 10 s of sora-2 (the shortest duration; none was given),"),
+        ("create_character", {"timestamps": "1,3", "url": "https://cdn.example.com/a.mp4"}, 0.05, "$0.05 for one character task,"),
     ],
 )
 async def test_every_paid_result_carries_its_estimate_and_says_what_was_priced(
@@ -152,7 +152,7 @@ async def test_elicitation_asks_once_and_only_a_yes_sends_the_request(
         assert ok(result)["status"] == "queued" and creates(fake) == 1
     else:
         assert error_of(result, "create_video") == (
-            "The user declined this create_video call (estimated $1.50 (15 s of sora-2)). "
+            "The user declined this create_video call (estimated $1.50 for 15 s of sora-2). "
             + NOTHING
             + " Do not call create_video again unless the user asks for it."
         )

@@ -316,7 +316,7 @@ async def test_create_video_returns_a_queued_task_and_sends_one_exact_request(
         "upstream_status": "queued",
         "next_poll_seconds": 10,
         "hint": f"The video is queued. Call get_task with task_id='{task_id}' and wait_seconds=50 to wait for it "
-        "(or poll again in next_poll_seconds); do not create it again. Estimated cost: $7.50 (25 s of sora-2-pro), "
+        "(or poll again in next_poll_seconds); do not create it again. Estimated cost: $7.50 for 25 s of sora-2-pro, "
         "from the configured prices (SORA_PRICES), not the gateway's bill.",
         "cost_estimate_usd": 7.5,
     }
