@@ -17,7 +17,7 @@ from sora_mcp.spending import DEFAULT_PRICES, check_prices
 
 ENV_PREFIX = "SORA_"
 DEFAULT_BASE_URL = "https://dashlyai.cc"
-SECRET_FIELDS = frozenset({"api_key", "mcp_auth_token"})
+SECRET_FIELDS = frozenset({"api_key", "mcp_auth_token", "mcp_request_state_key"})
 """Fields whose values never appear in messages."""
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     mcp_allow_unauthenticated: bool = False
     """Serve HTTP on a non-loopback address without ``mcp_auth_token`` (only behind something that authenticates)."""
 
+    mcp_request_state_key: SecretStr | None = None
+    """A secret shared by every replica (32 characters or more), sealing the state that a 2026-07-28 client sends
+    back when it answers a question (the user's yes to a cost), so that any replica can resume the call. Unset: a
+    key per process, which is enough for a single server."""
+
     mcp_session_idle_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     """Streamable HTTP: a session (2025-11-25 clients) with no request for this long is closed and its memory
     freed; the client then starts a new one. The SDK's default, 30 minutes, let abandoned sessions pile up."""
@@ -140,6 +145,13 @@ class Settings(BaseSettings):
                     'must be JSON, an object such as {"sora-2": 0.12, "sora-2-pro": 0.35, "character": 0.05}'
                 ) from None
         return check_prices(value)
+
+    @field_validator("mcp_request_state_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (a random secret, the same on every replica)")
+        return value
 
     @field_validator("base_url")
     @classmethod

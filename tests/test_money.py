@@ -71,9 +71,19 @@ def creates(fake: FakeGateway) -> int:
 @pytest.mark.parametrize(
     ("tool", "arguments", "usd", "priced"),
     [
-        ("create_video", {"prompt": "a cat", "model": "sora-2-pro", "duration": 15}, 4.5, "$4.50 for 15 s of sora-2-pro,"),
+        (
+            "create_video",
+            {"prompt": "a cat", "model": "sora-2-pro", "duration": 15},
+            4.5,
+            "$4.50 for 15 s of sora-2-pro,",
+        ),
         ("create_video", {"prompt": "a cat"}, 1.0, "$1.00 for 10 s of sora-2 (the shortest duration; none was given),"),
-        ("create_character", {"timestamps": "1,3", "url": "https://cdn.example.com/a.mp4"}, 0.05, "$0.05 for one character task,"),
+        (
+            "create_character",
+            {"timestamps": "1,3", "url": "https://cdn.example.com/a.mp4"},
+            0.05,
+            "$0.05 for one character task,",
+        ),
     ],
 )
 async def test_every_paid_result_carries_its_estimate_and_says_what_was_priced(

@@ -8,13 +8,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from conftest import make_settings
 from fake_gateway import FakeGateway, serve_in_thread
-from mcp import Client, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from test_http import serving
+from test_http import AlternatingBalancer, serving
 from test_money import NOTHING, Asker, creates
 from test_stdio import gateway_env
 
@@ -102,3 +103,34 @@ async def test_two_processes_racing_for_the_last_dollar_create_exactly_once() ->
     [refused] = [result for result in results if result.is_error]
     assert "SORA_BUDGET_DAILY_USD=$1.00" in refused.content[0].text and NOTHING in refused.content[0].text
     assert creates(fake) == 1
+
+
+@pytest.mark.parametrize("shared_key", [True, False])
+async def test_stateless_replicas_resume_each_others_question_with_a_shared_key(shared_key: bool) -> None:
+    """2026-07-28: the question goes out from one replica, the answer comes back to the other (a balancer with
+    no stickiness). With SORA_MCP_REQUEST_STATE_KEY on both, the second resumes the call and creates once;
+    without it, it cannot unseal the state, and nothing is sent."""
+    fake = FakeGateway()
+    asker = Asker("true")
+    key = {"mcp_request_state_key": "k" * 40} if shared_key else {}
+    with serve_in_thread(fake.build_app()) as gateway:
+        settings = make_settings(base_url=gateway, confirm_above_usd=0, mcp_stateless=True, **key)
+        with anyio.fail_after(60):
+            async with serving(settings) as first, serving(settings) as second:
+                ports = [int(url.rsplit(":", 1)[1]) for url in (first, second)]
+                balancer = AlternatingBalancer(ports)
+                async with (
+                    httpx2.AsyncClient(transport=balancer, timeout=30) as http,
+                    Client(streamable_http_client(f"{first}/mcp", http_client=http), elicitation_callback=asker) as mcp,
+                ):
+                    if shared_key:
+                        result = await mcp.call_tool("create_video", {"prompt": PROMPT})
+                    else:
+                        with pytest.raises(MCPError, match="requestState"):
+                            await mcp.call_tool("create_video", {"prompt": PROMPT})
+    assert [port for _, port in balancer.tool_calls] == ports  # asked by one replica, answered to the other
+    assert len(asker.questions) == 1
+    if shared_key:
+        assert result.is_error is False and creates(fake) == 1
+    else:
+        assert creates(fake) == 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import anyio
 import httpx2
 from mcp.server import MCPServer
+from mcp.server.request_state import RequestStateSecurity
 
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
@@ -66,6 +67,7 @@ def build_server(
         website_url="https://github.com/sora-mcp/sora-mcp",
         lifespan=lifespan,
         tools=TOOLS.build(),
+        request_state_security=request_state_security(settings),
     )
     register_resources(server, RecentTasks(book, settings, clock))
     register_prompts(server)
@@ -101,6 +103,14 @@ class Lifespan:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.book.journal.close()
+
+
+def request_state_security(settings: Settings) -> RequestStateSecurity | None:
+    """Sealing with ``SORA_MCP_REQUEST_STATE_KEY`` when set, so that replicas resume each other's questions; else
+    the SDK's key per process."""
+    if settings.mcp_request_state_key is None:
+        return None
+    return RequestStateSecurity(keys=[settings.mcp_request_state_key.get_secret_value()])
 
 
 @asynccontextmanager
