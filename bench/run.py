@@ -496,7 +496,10 @@ async def run(quick: bool, output: Path, baseline: Path | None = None) -> None:
             print("2b. create round trip", file=sys.stderr)
             create_targets = [stdio(SORA_STDIO, env)]
             if baseline is not None:
+                # Its own journal: an older release refuses (and then skips) a journal a newer one migrated.
+                baseline_state = tempfile.mkdtemp(dir=state.name)
                 baseline_env = {name: value for name, value in env.items() if name != "PYTHONPATH"}
+                baseline_env |= {"XDG_STATE_HOME": baseline_state, "SORA_STATE_DIR": baseline_state}
                 # Started outside this checkout: `python -m` puts the working directory first on sys.path.
                 create_targets.append(
                     StdioServerParameters(

@@ -400,11 +400,14 @@ class Journal:
         await self._run(record)
 
     async def discard(self, row_id: int) -> None:
-        """The gateway surely refused the create of row ``row_id`` (or it was never sent): nothing to remember."""
+        """The gateway surely refused the create of row ``row_id`` (or it was never sent): nothing to remember,
+        and a quote it used up may be used again."""
 
         def discard(connection: sqlite3.Connection) -> None:
             with _immediate(connection):
-                connection.execute("DELETE FROM tasks WHERE id = ? AND state = 'submitting'", (row_id,))
+                deleted = connection.execute("DELETE FROM tasks WHERE id = ? AND state = 'submitting'", (row_id,))
+                if deleted.rowcount:  # nothing was created, so the quote it used is good again
+                    connection.execute("UPDATE quotes SET used_at = NULL, used_by = NULL WHERE used_by = ?", (row_id,))
 
         await self._run(discard)
 

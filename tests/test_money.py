@@ -358,3 +358,15 @@ def test_the_budget_windows_follow_the_local_calendar() -> None:
     december = day_and_month(local_time(2026, 12, 31, 23, 59))[1]
     assert december.end == local_time(2027, 1, 1, 0, 0)
     assert timedelta(seconds=day.end - day.start) in (timedelta(hours=23), timedelta(hours=24), timedelta(hours=25))
+
+
+async def test_a_quote_used_by_a_create_the_gateway_refused_can_be_used_again(fake: FakeGateway) -> None:
+    """The gateway answered 400 (surely nothing created): the quote is not spent, and the retry goes through."""
+    async with connect(fake, confirm_above_usd=0) as client:
+        quoted = ok(await call(client, "create_video", {"prompt": "a cat"}))
+        fake.fault("POST", CREATE, status=400)
+        refused = await call(client, "create_video", {"prompt": "a cat", "confirm_quote": quoted["quote_id"]})
+        retried = ok(await call(client, "create_video", {"prompt": "a cat", "confirm_quote": quoted["quote_id"]}))
+    assert refused.is_error is True
+    assert retried["status"] == "queued"
+    assert creates(fake) == 2  # the refused POST and the one that created
