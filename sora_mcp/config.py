@@ -17,7 +17,7 @@ from sora_mcp.spending import DEFAULT_PRICES, check_prices
 
 ENV_PREFIX = "SORA_"
 DEFAULT_BASE_URL = "https://dashlyai.cc"
-SECRET_FIELDS = frozenset({"api_key", "mcp_auth_token", "mcp_request_state_key"})
+SECRET_FIELDS = frozenset({"api_key", "mcp_auth_token", "mcp_state_key"})
 """Fields whose values never appear in messages."""
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     mcp_allow_unauthenticated: bool = False
     """Serve HTTP on a non-loopback address without ``mcp_auth_token`` (only behind something that authenticates)."""
 
-    mcp_request_state_key: SecretStr | None = None
+    mcp_state_key: SecretStr | None = None
     """A secret shared by every replica (32 characters or more), sealing the state that a 2026-07-28 client sends
     back when it answers a question (the user's yes to a cost), so that any replica can resume the call. Unset: a
     key per process, which is enough for a single server."""
@@ -146,7 +146,7 @@ class Settings(BaseSettings):
                 ) from None
         return check_prices(value)
 
-    @field_validator("mcp_request_state_key")
+    @field_validator("mcp_state_key")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:

@@ -146,6 +146,12 @@ def create_app(
                 await stack.enter_async_context(server.session_manager.run())
             mode = _mode(settings)
             logger.info("sora-mcp %s starting MCP over %s at %s (%s)", __version__, transport, endpoint, mode)
+            if settings.mcp_stateless and settings.mcp_state_key is None:
+                logger.warning(
+                    "Stateless without SORA_MCP_STATE_KEY: if several replicas serve behind a balancer, a "
+                    "2026-07-28 client's answer to a question (the user's yes to a cost) that reaches another "
+                    "replica is refused. Give every replica the same SORA_MCP_STATE_KEY (32+ random characters)."
+                )
             yield
 
     async def health(_: Request) -> Response:

@@ -108,11 +108,11 @@ async def test_two_processes_racing_for_the_last_dollar_create_exactly_once() ->
 @pytest.mark.parametrize("shared_key", [True, False])
 async def test_stateless_replicas_resume_each_others_question_with_a_shared_key(shared_key: bool) -> None:
     """2026-07-28: the question goes out from one replica, the answer comes back to the other (a balancer with
-    no stickiness). With SORA_MCP_REQUEST_STATE_KEY on both, the second resumes the call and creates once;
+    no stickiness). With SORA_MCP_STATE_KEY on both, the second resumes the call and creates once;
     without it, it cannot unseal the state, and nothing is sent."""
     fake = FakeGateway()
     asker = Asker("true")
-    key = {"mcp_request_state_key": "k" * 40} if shared_key else {}
+    key = {"mcp_state_key": "k" * 40} if shared_key else {}
     with serve_in_thread(fake.build_app()) as gateway:
         settings = make_settings(base_url=gateway, confirm_above_usd=0, mcp_stateless=True, **key)
         with anyio.fail_after(60):
@@ -134,3 +134,11 @@ async def test_stateless_replicas_resume_each_others_question_with_a_shared_key(
         assert result.is_error is False and creates(fake) == 1
     else:
         assert creates(fake) == 0
+
+
+async def test_a_stateless_server_without_a_state_key_warns_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
+    for key, warned in (({}, True), ({"mcp_state_key": "k" * 40}, False)):
+        caplog.clear()
+        async with serving(make_settings(mcp_stateless=True, **key)):
+            pass
+        assert ("Stateless without SORA_MCP_STATE_KEY" in caplog.text) is warned

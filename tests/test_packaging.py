@@ -106,7 +106,7 @@ def test_server_json_lists_exactly_the_variables_the_settings_read() -> None:
     variables = {variable["name"]: variable for variable in package["environmentVariables"]}
     assert set(variables) == SETTINGS_VARIABLES
     secrets = {name for name, variable in variables.items() if variable.get("isSecret")}
-    expected_secrets = {"SORA_API_KEY", "SORA_MCP_AUTH_TOKEN", "SORA_MCP_REQUEST_STATE_KEY"}
+    expected_secrets = {"SORA_API_KEY", "SORA_MCP_AUTH_TOKEN", "SORA_MCP_STATE_KEY"}
     assert secrets == {ENV_PREFIX + name.upper() for name in SECRET_FIELDS} == expected_secrets
     for name, field in Settings.model_fields.items():
         variable = variables[ENV_PREFIX + name.upper()]

@@ -106,11 +106,11 @@ class Lifespan:
 
 
 def request_state_security(settings: Settings) -> RequestStateSecurity | None:
-    """Sealing with ``SORA_MCP_REQUEST_STATE_KEY`` when set, so that replicas resume each other's questions; else
+    """Sealing with ``SORA_MCP_STATE_KEY`` when set, so that replicas resume each other's questions; else
     the SDK's key per process."""
-    if settings.mcp_request_state_key is None:
+    if settings.mcp_state_key is None:
         return None
-    return RequestStateSecurity(keys=[settings.mcp_request_state_key.get_secret_value()])
+    return RequestStateSecurity(keys=[settings.mcp_state_key.get_secret_value()])
 
 
 @asynccontextmanager
