@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sora_mcp.spending import DEFAULT_PRICES, check_prices
 
@@ -31,6 +31,19 @@ class Settings(BaseSettings):
     """Runtime configuration of the server and of the gateway client."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments and the environment only: no ``.env`` file or secrets directory is read (none is configured,
+        and skipping those sources saves their per-field work at every start-up)."""
+        return init_settings, env_settings
 
     api_key: SecretStr | None = None
     """Gateway key, sent as ``Authorization: Bearer``. Without it the server starts, but tool calls fail."""

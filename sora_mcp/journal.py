@@ -50,7 +50,8 @@ EntryState = Literal["submitting", "unknown", "created", "observed"]
 created it and knows its id. ``observed``: read by ``get_task`` without this journal having created it."""
 
 _SNAPSHOT_EXCLUDE = {"hint", "next_poll_seconds", "eta_seconds", "sandbox", "prompt", "submitted_at"}
-_SNAPSHOT_EXCLUDE |= {"outcome_unknown", "reused", "cost_estimate_usd"}
+_SNAPSHOT_EXCLUDE |= {"outcome_unknown", "reused", "cost_estimate_usd", "confirmation_required", "quote_id"}
+_SNAPSHOT_EXCLUDE |= {"quote_expires_at"}
 """Task fields that describe a moment or a presentation, not the task: recomputed when a row is shown."""
 
 _SCHEMA = (

@@ -91,15 +91,17 @@ class TaskError(BaseModel):
 
 
 class Task(BaseModel):
-    """Normalized state of a video or character task, whatever dialect the gateway answered in."""
+    """Normalized state of a video or character task, whatever dialect the gateway answered in; for a paid call
+    that awaits the user's yes, the quote to confirm (``confirmation_required``), with nothing created."""
 
     task_id: str | None = Field(
         None,
         description="Id to pass to get_task; absent only when outcome_unknown (the gateway's answer never arrived).",
     )
     kind: TaskKind = Field(description="video or character.")
-    status: TaskStatus = Field(
-        description="queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome."
+    status: TaskStatus | Literal["awaiting_confirmation"] = Field(
+        description="queued, in_progress, completed, failed; unknown for a word we do not know or an unknown "
+        "outcome; awaiting_confirmation for a paid call's quote (nothing created yet)."
     )
     progress: Annotated[int, Field(ge=0, le=100, description="0-100.")] = 0
     model: str | None = Field(None, description="Model that renders the task.")
@@ -141,26 +143,17 @@ class Task(BaseModel):
         description="Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's "
         "bill; absent when no price is configured.",
     )
+    confirmation_required: bool | None = Field(
+        None,
+        description="Paid tools: true when nothing was created because the user must approve the cost first: ask "
+        "them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+    )
+    quote_id: str | None = Field(None, description="The quote to pass as confirm_quote once the user agrees.")
+    quote_expires_at: int | None = Field(None, description="Unix seconds after which the quote cannot be used.")
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
-
-
-class CreateResult(Task):
-    """What a paid tool returns: the task it created (or reused), or, when the user's yes is needed and the client
-    cannot ask for it, a quote to confirm (``confirmation_required``), with nothing created."""
-
-    status: TaskStatus | Literal["awaiting_confirmation"] = Field(  # type: ignore[assignment]
-        description="queued, in_progress, completed, failed, unknown; awaiting_confirmation for a quote."
-    )
-    confirmation_required: bool | None = Field(
-        None,
-        description="True when nothing was created because the user must approve the cost first: ask them, "
-        "then call the same tool with the same arguments plus confirm_quote=quote_id.",
-    )
-    quote_id: str | None = Field(None, description="The quote to pass as confirm_quote once the user agrees.")
-    quote_expires_at: int | None = Field(None, description="Unix seconds after which the quote cannot be used.")
 
 
 class ModelSpending(BaseModel):

@@ -7,9 +7,8 @@ and says so. Budgets count estimates in the calendar day and month of the machin
 """
 
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sora_mcp.create_requests import DURATIONS, REMIX_DURATIONS, CharacterRequest, CreateRequest, RemixRequest
 
@@ -23,8 +22,7 @@ ESTIMATE_NOTE = (
 )
 
 
-@dataclass(frozen=True)
-class Estimate:
+class Estimate(NamedTuple):
     """The estimated cost of one paid request."""
 
     usd: float | None
@@ -79,8 +77,7 @@ def check_prices(value: Any) -> dict[str, float]:
     return prices
 
 
-@dataclass(frozen=True)
-class Period:
+class Period(NamedTuple):
     """A budget's calendar window in local time: ``[start, end)`` in Unix seconds."""
 
     name: str

@@ -164,7 +164,7 @@ list_tasks shows every task created. The same request again within minutes retur
                             {"enum": ["queued", "in_progress", "completed", "failed", "unknown"], "type": "string"},
                             {"const": "awaiting_confirmation", "type": "string"},
                         ],
-                        "description": "queued, in_progress, completed, failed, unknown; awaiting_confirmation for a quote.",
+                        "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome; awaiting_confirmation for a paid call's quote (nothing created yet).",
                         "title": "Status",
                     },
                     "progress": {
@@ -285,7 +285,7 @@ list_tasks shows every task created. The same request again within minutes retur
                     "confirmation_required": {
                         "anyOf": [{"type": "boolean"}, {"type": "null"}],
                         "default": None,
-                        "description": "True when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+                        "description": "Paid tools: true when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
                         "title": "Confirmation Required",
                     },
                     "quote_id": {
@@ -362,10 +362,10 @@ list_tasks shows every task created. The same request again within minutes retur
                     },
                 },
                 "description": """\
-What a paid tool returns: the task it created (or reused), or, when the user's yes is needed and the client
-cannot ask for it, a quote to confirm (``confirmation_required``), with nothing created.\
+Normalized state of a video or character task, whatever dialect the gateway answered in; for a paid call
+that awaits the user's yes, the quote to confirm (``confirmation_required``), with nothing created.\
 """,
-                "title": "CreateResult",
+                "title": "Task",
             },
             "annotations": {
                 "readOnlyHint": False,
@@ -461,7 +461,7 @@ puts the character in the video. The same request again within minutes returns t
                             {"enum": ["queued", "in_progress", "completed", "failed", "unknown"], "type": "string"},
                             {"const": "awaiting_confirmation", "type": "string"},
                         ],
-                        "description": "queued, in_progress, completed, failed, unknown; awaiting_confirmation for a quote.",
+                        "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome; awaiting_confirmation for a paid call's quote (nothing created yet).",
                         "title": "Status",
                     },
                     "progress": {
@@ -582,7 +582,7 @@ puts the character in the video. The same request again within minutes returns t
                     "confirmation_required": {
                         "anyOf": [{"type": "boolean"}, {"type": "null"}],
                         "default": None,
-                        "description": "True when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+                        "description": "Paid tools: true when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
                         "title": "Confirmation Required",
                     },
                     "quote_id": {
@@ -659,10 +659,10 @@ puts the character in the video. The same request again within minutes returns t
                     },
                 },
                 "description": """\
-What a paid tool returns: the task it created (or reused), or, when the user's yes is needed and the client
-cannot ask for it, a quote to confirm (``confirmation_required``), with nothing created.\
+Normalized state of a video or character task, whatever dialect the gateway answered in; for a paid call
+that awaits the user's yes, the quote to confirm (``confirmation_required``), with nothing created.\
 """,
-                "title": "CreateResult",
+                "title": "Task",
             },
             "annotations": {
                 "readOnlyHint": False,
@@ -765,7 +765,7 @@ task may already exist.\
                             {"enum": ["queued", "in_progress", "completed", "failed", "unknown"], "type": "string"},
                             {"const": "awaiting_confirmation", "type": "string"},
                         ],
-                        "description": "queued, in_progress, completed, failed, unknown; awaiting_confirmation for a quote.",
+                        "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome; awaiting_confirmation for a paid call's quote (nothing created yet).",
                         "title": "Status",
                     },
                     "progress": {
@@ -886,7 +886,7 @@ task may already exist.\
                     "confirmation_required": {
                         "anyOf": [{"type": "boolean"}, {"type": "null"}],
                         "default": None,
-                        "description": "True when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+                        "description": "Paid tools: true when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
                         "title": "Confirmation Required",
                     },
                     "quote_id": {
@@ -963,10 +963,10 @@ task may already exist.\
                     },
                 },
                 "description": """\
-What a paid tool returns: the task it created (or reused), or, when the user's yes is needed and the client
-cannot ask for it, a quote to confirm (``confirmation_required``), with nothing created.\
+Normalized state of a video or character task, whatever dialect the gateway answered in; for a paid call
+that awaits the user's yes, the quote to confirm (``confirmation_required``), with nothing created.\
 """,
-                "title": "CreateResult",
+                "title": "Task",
             },
             "annotations": {
                 "readOnlyHint": False,
@@ -1124,10 +1124,12 @@ task has error.message.\
                         "type": "string",
                     },
                     "status": {
-                        "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome.",
-                        "enum": ["queued", "in_progress", "completed", "failed", "unknown"],
+                        "anyOf": [
+                            {"enum": ["queued", "in_progress", "completed", "failed", "unknown"], "type": "string"},
+                            {"const": "awaiting_confirmation", "type": "string"},
+                        ],
+                        "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome; awaiting_confirmation for a paid call's quote (nothing created yet).",
                         "title": "Status",
-                        "type": "string",
                     },
                     "progress": {
                         "default": 0,
@@ -1244,6 +1246,24 @@ task has error.message.\
                         "description": "Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's bill; absent when no price is configured.",
                         "title": "Cost Estimate Usd",
                     },
+                    "confirmation_required": {
+                        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Paid tools: true when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+                        "title": "Confirmation Required",
+                    },
+                    "quote_id": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The quote to pass as confirm_quote once the user agrees.",
+                        "title": "Quote Id",
+                    },
+                    "quote_expires_at": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Unix seconds after which the quote cannot be used.",
+                        "title": "Quote Expires At",
+                    },
                 },
                 "required": ["kind", "status"],
                 "type": "object",
@@ -1305,7 +1325,10 @@ task has error.message.\
                         "type": "object",
                     },
                 },
-                "description": "Normalized state of a video or character task, whatever dialect the gateway answered in.",
+                "description": """\
+Normalized state of a video or character task, whatever dialect the gateway answered in; for a paid call
+that awaits the user's yes, the quote to confirm (``confirmation_required``), with nothing created.\
+""",
                 "title": "Task",
             },
             "annotations": {
@@ -1416,7 +1439,10 @@ the user rather than creating it again.\
                         "type": "object",
                     },
                     "Task": {
-                        "description": "Normalized state of a video or character task, whatever dialect the gateway answered in.",
+                        "description": """\
+Normalized state of a video or character task, whatever dialect the gateway answered in; for a paid call
+that awaits the user's yes, the quote to confirm (``confirmation_required``), with nothing created.\
+""",
                         "properties": {
                             "task_id": {
                                 "anyOf": [{"type": "string"}, {"type": "null"}],
@@ -1431,10 +1457,15 @@ the user rather than creating it again.\
                                 "type": "string",
                             },
                             "status": {
-                                "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome.",
-                                "enum": ["queued", "in_progress", "completed", "failed", "unknown"],
+                                "anyOf": [
+                                    {
+                                        "enum": ["queued", "in_progress", "completed", "failed", "unknown"],
+                                        "type": "string",
+                                    },
+                                    {"const": "awaiting_confirmation", "type": "string"},
+                                ],
+                                "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome; awaiting_confirmation for a paid call's quote (nothing created yet).",
                                 "title": "Status",
-                                "type": "string",
                             },
                             "progress": {
                                 "default": 0,
@@ -1550,6 +1581,24 @@ the user rather than creating it again.\
                                 "default": None,
                                 "description": "Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's bill; absent when no price is configured.",
                                 "title": "Cost Estimate Usd",
+                            },
+                            "confirmation_required": {
+                                "anyOf": [{"type": "boolean"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Paid tools: true when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+                                "title": "Confirmation Required",
+                            },
+                            "quote_id": {
+                                "anyOf": [{"type": "string"}, {"type": "null"}],
+                                "default": None,
+                                "description": "The quote to pass as confirm_quote once the user agrees.",
+                                "title": "Quote Id",
+                            },
+                            "quote_expires_at": {
+                                "anyOf": [{"type": "integer"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Unix seconds after which the quote cannot be used.",
+                                "title": "Quote Expires At",
                             },
                         },
                         "required": ["kind", "status"],

@@ -4,6 +4,8 @@ If an SDK upgrade changes how ``MCPServer`` builds a tool (parameters, output sc
 argument), the equality test here fails, and only here: the workaround is then updated or dropped.
 """
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,16 @@ from conftest import make_settings
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult
 
-from sora_mcp.server import build_server
+from sora_mcp.server import build_server, toolset
 from sora_mcp.server.tools import READ_ANNOTATIONS, TOOLS
-from sora_mcp.server.toolset import ToolSet
+from sora_mcp.server.toolset import (
+    SHIPPED_SCHEMAS,
+    ToolSet,
+    result_model,
+    result_schemas,
+    schemas_document,
+    shipped_schemas,
+)
 
 
 def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
@@ -57,3 +66,30 @@ def test_every_server_shares_the_tools_built_once(tmp_path: Path) -> None:
     first = build_server(make_settings(state_dir=tmp_path))._tool_manager.list_tools()
     second = build_server(make_settings(state_dir=tmp_path))._tool_manager.list_tools()
     assert [id(tool) for tool in first] == [id(tool) for tool in second] == [id(tool) for tool in TOOLS.build()]
+
+
+def test_the_shipped_result_schemas_are_what_pydantic_generates() -> None:
+    """result_schemas.json (read at start-up instead of generating the schemas) matches the models and the
+    installed pydantic; SORA_MCP_WRITE_SCHEMAS=1 rewrites it after a model changes."""
+    models = {result_model(tool.fn) for tool in TOOLS.build()}
+    document = schemas_document(models)
+    target = Path(toolset.__file__).with_name(SHIPPED_SCHEMAS)
+    if os.environ.get("SORA_MCP_WRITE_SCHEMAS") == "1":
+        target.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    assert json.loads(target.read_text(encoding="utf-8")) == document, (
+        "sora_mcp/server/result_schemas.json is stale: run SORA_MCP_WRITE_SCHEMAS=1 pytest tests/test_toolset.py"
+    )
+    assert shipped_schemas(models) == result_schemas(models)
+
+
+def test_stale_shipped_schemas_are_ignored_and_the_schemas_generated() -> None:
+    from sora_mcp.models import DownloadResult, Task
+
+    assert shipped_schemas({Task, DownloadResult}) is None  # not the shipped set of models
+
+    class Task2(Task):
+        extra: int = 0
+
+    Task2.__name__ = "Task"
+    models = {result_model(tool.fn) for tool in TOOLS.build()} - {Task} | {Task2}
+    assert shipped_schemas(models) is None  # a field the file does not know

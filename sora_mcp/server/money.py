@@ -13,8 +13,7 @@ A call a budget would refuse is refused before anyone is asked. The resolvers ru
 round; they validate the arguments themselves and ask nothing about a request the body will refuse.
 """
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from mcp.server.mcpserver import AcceptedElicitation, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
@@ -24,7 +23,7 @@ from pydantic import BaseModel, Field
 from sora_mcp.config import Settings
 from sora_mcp.create_requests import CharacterRequest, CreateRequest, RemixRequest, VideoRequest
 from sora_mcp.errors import SoraError, SpendDeclinedError
-from sora_mcp.models import CreateResult, ModelSpending, Spending
+from sora_mcp.models import ModelSpending, Spending, Task
 from sora_mcp.server.errors import RequestT, validated
 from sora_mcp.server.guidance import SANDBOX_MARK, approval_question, quote_hint
 from sora_mcp.server.results import task_result
@@ -42,8 +41,7 @@ class UserApproval(BaseModel):
     approve: bool = Field(description="Spend the estimated amount on this call?")
 
 
-@dataclass(frozen=True)
-class NotAsked:
+class NotAsked(NamedTuple):
     """The resolver asked nothing: ``needed`` is False when no approval is needed (or the body will refuse the
     call anyway), True when it is needed but the client cannot be asked (the body then quotes)."""
 
@@ -150,7 +148,7 @@ async def spend_gate(
         raise SpendDeclinedError(request.tool, cost.describe())  # declined or cancelled
     await state.tasks.check_budgets(cost)
     quote, cost = await state.tasks.quote(request)
-    result = CreateResult(
+    result = Task(
         kind=request.kind,
         status="awaiting_confirmation",
         model=request.model,

@@ -4,7 +4,7 @@ it). The template reads the lifespan state, like the tools; the static ones hold
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -57,8 +57,7 @@ class RecentTasks:
         return to_json({"tasks": tasks})
 
 
-@dataclass(frozen=True)
-class SpendingSummary:
+class SpendingSummary(NamedTuple):
     """``spending://summary``: static, so it holds the journal and the settings it reads."""
 
     book: TaskBook

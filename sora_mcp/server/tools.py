@@ -18,7 +18,6 @@ from sora_mcp.models import (
     MAX_WAIT_SECONDS,
     TASK_ID_PATTERN,
     AspectRatio,
-    CreateResult,
     DownloadResult,
     Duration,
     Spending,
@@ -148,7 +147,7 @@ async def create_video(
     allow_duplicate: AllowDuplicate = False,
     wait_seconds: CreateWaitSeconds = 0,
     confirm_quote: ConfirmQuote = None,
-) -> Annotated[CallToolResult, CreateResult]:
+) -> Annotated[CallToolResult, Task]:
     """Start generating a video with Sora-2 from a text prompt (and optional reference images).
 
     Costs the user money: call it only when the user asks for a video, once per video. Returns a task_id at
@@ -196,7 +195,7 @@ async def create_character(
     allow_duplicate: AllowDuplicate = False,
     wait_seconds: CreateWaitSeconds = 0,
     confirm_quote: ConfirmQuote = None,
-) -> Annotated[CallToolResult, CreateResult]:
+) -> Annotated[CallToolResult, Task]:
     """Create a reusable character (a "cameo") from 1-3 seconds of a video, to cast it in later videos.
 
     Costs the user money: call it only when the user asks. Give exactly one of url or from_task, plus
@@ -226,7 +225,7 @@ async def remix_video(
     allow_duplicate: AllowDuplicate = False,
     wait_seconds: CreateWaitSeconds = 0,
     confirm_quote: ConfirmQuote = None,
-) -> Annotated[CallToolResult, CreateResult]:
+) -> Annotated[CallToolResult, Task]:
     """Make a new video from a completed one (task_id from create_video), changed as the prompt says.
 
     Costs the user money like create_video: call it only when the user asks, once per remix. Private

@@ -4,10 +4,17 @@ A workaround of an SDK cost, kept in its own room: ``MCPServer`` derives every t
 annotation on its own (``Task`` five times, and once more inside ``TaskList``), a large share of sora-mcp's
 start-up cost over the SDK floor (``docs/benchmarks.md``). ``tests/test_toolset.py`` checks every tool equals the
 SDK's own registration of the same function, so an SDK upgrade that breaks the workaround fails there.
+
+Generating even once was still the largest single start-up cost, so the schemas also ship precomputed in
+``result_schemas.json``, used when it was written by the installed pydantic for models with the same fields (else
+they are generated as before). ``SORA_MCP_WRITE_SCHEMAS=1 pytest tests/test_toolset.py`` rewrites it; that test
+fails while the file is stale.
 """
 
 import inspect
+import json
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar, get_args, get_origin
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -59,7 +66,8 @@ class ToolSet:
     def build(self) -> list[Tool]:
         """The tools, each with its structured output: the result model, and that model's JSON schema."""
         if self._built is None:
-            schemas = result_schemas({model for _, model in self._tools})
+            models = {model for _, model in self._tools}
+            schemas = shipped_schemas(models) or result_schemas(models)
             for tool, model in self._tools:
                 arg_model = tool.fn_metadata.arg_model
                 tool.fn_metadata = FuncMetadata(arg_model=arg_model, output_model=model, output_schema=schemas[model])
@@ -115,6 +123,39 @@ def result_schemas(models: Iterable[type[BaseModel]]) -> dict[type[BaseModel], d
         used = _referenced(schema, definitions)
         schemas[model] = {"$defs": {key: definitions[key] for key in sorted(used)}, **schema} if used else schema
     return schemas
+
+
+SHIPPED_SCHEMAS = "result_schemas.json"
+
+
+def shipped_schemas(models: Iterable[type[BaseModel]]) -> dict[type[BaseModel], dict[str, Any]] | None:
+    """The schemas of ``models`` from ``result_schemas.json``, or None when the file does not describe exactly
+    these models (by name and fields) as the installed pydantic generates them."""
+    import pydantic
+
+    try:
+        shipped = json.loads(Path(__file__).with_name(SHIPPED_SCHEMAS).read_bytes())
+    except (OSError, ValueError):
+        return None
+    entries = shipped.get("models", {})
+    models = list(models)
+    if shipped.get("pydantic") != pydantic.VERSION or set(entries) != {model.__name__ for model in models}:
+        return None
+    if any(entries[model.__name__]["fields"] != list(model.model_fields) for model in models):
+        return None
+    return {model: entries[model.__name__]["schema"] for model in models}
+
+
+def schemas_document(models: Iterable[type[BaseModel]]) -> dict[str, Any]:
+    """What ``result_schemas.json`` holds for ``models``: the pydantic version, and each model's fields and schema."""
+    import pydantic
+
+    generated = result_schemas(models)
+    entries = {
+        model.__name__: {"fields": list(model.model_fields), "schema": schema}
+        for model, schema in sorted(generated.items(), key=lambda item: item[0].__name__)
+    }
+    return {"pydantic": pydantic.VERSION, "models": entries}
 
 
 def _referenced(node: Any, definitions: dict[str, Any], found: set[str] | None = None) -> set[str]:
