@@ -100,5 +100,10 @@ def day_and_month(now: float) -> tuple[Period, Period]:
 
 
 def _local_midnight(moment: datetime) -> datetime:
-    """Midnight of the naive local ``moment``'s date, with that date's own UTC offset (DST moves it)."""
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0).astimezone()
+    """The first moment of the naive local ``moment``'s date, with that date's own UTC offset. Where DST starts at
+    midnight (Santiago, Havana, Beirut...) 00:00 does not exist and the day starts at 01:00; taken naively, the
+    day would end an hour early and a budget would not see that hour's spend."""
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    candidates = [start.replace(fold=fold).timestamp() for fold in (0, 1)]
+    same_day = [stamp for stamp in candidates if datetime.fromtimestamp(stamp).date() == start.date()]
+    return datetime.fromtimestamp(min(same_day or candidates)).astimezone()

@@ -370,3 +370,28 @@ async def test_a_quote_used_by_a_create_the_gateway_refused_can_be_used_again(fa
     assert refused.is_error is True
     assert retried["status"] == "queued"
     assert creates(fake) == 2  # the refused POST and the one that created
+
+
+@pytest.mark.parametrize("zone", ["America/Santiago", "America/Havana", "Asia/Beirut", "Europe/Berlin", "UTC"])
+def test_every_moment_lies_in_its_own_day_and_month_even_where_dst_starts_at_midnight(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where 00:00 does not exist on the day DST starts, the day begins at 01:00: no hour falls outside every
+    window (a budget would not see it). Each hour of 2020-2023 (the lost hour is a whole hour)."""
+    import time
+
+    from sora_mcp.spending import day_and_month
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        outside = [
+            moment
+            for moment in range(1_577_836_800 + 600, 1_577_836_800 + 4 * 365 * 86400, 3600)
+            for day, month in [day_and_month(moment)]
+            if not (day.start <= moment < day.end and month.start <= moment < month.end)
+        ]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert outside == []
