@@ -326,14 +326,8 @@ class Journal:
 
         def claim(connection: sqlite3.Connection) -> Claim:
             with _immediate(connection):
-                if window > 0:
-                    row = connection.execute(
-                        "SELECT * FROM tasks WHERE gateway = ? AND request_hash = ? AND submitted_at >= ? "
-                        "AND status != 'failed' ORDER BY submitted_at DESC, id DESC LIMIT 1",
-                        (gateway, submission.request_hash, now - window),
-                    ).fetchone()
-                    if row is not None:
-                        return Claim(_entry(row), duplicate=True)
+                if window > 0 and (earlier := _duplicate(connection, submission, gateway, now - window)):
+                    return Claim(earlier, duplicate=True)
                 if spend is not None:
                     if spend.quote_id is not None:
                         _check_quote(connection, spend.quote_id, gateway, submission, now)
@@ -450,6 +444,11 @@ class Journal:
         return await self._run(observe)
 
     # ------------------------------------------------------------------------------------------- reads
+
+    async def find_duplicate(self, submission: Submission, *, gateway: str, window: float) -> JournalEntry | None:
+        """The earlier identical request :meth:`claim` would return instead of a new row now (read-only)."""
+        now = self._clock()
+        return await self._run(lambda connection: _duplicate(connection, submission, gateway, now - window))
 
     async def quote(self, submission: Submission, *, gateway: str, estimate_usd: float | None, ttl: float) -> Quote:
         """Record a quote for ``submission``: good for one create with the same arguments within ``ttl`` s."""
@@ -628,6 +627,18 @@ QUOTES_KEPT_SECONDS = 86400.0
 _SPENT = "gateway = ? AND submitted_at >= ? AND submitted_at < ? AND state != 'observed' AND status != 'failed'"
 """The rows whose estimates count as spend: created through sora-mcp in the window (outcome unknown included),
 not failed. A reused task has no row of its own, so it is not spent twice."""
+
+
+def _duplicate(
+    connection: sqlite3.Connection, submission: Submission, gateway: str, since: float
+) -> JournalEntry | None:
+    """The latest identical request sent since ``since`` whose task did not fail."""
+    row = connection.execute(
+        "SELECT * FROM tasks WHERE gateway = ? AND request_hash = ? AND submitted_at >= ? "
+        "AND status != 'failed' ORDER BY submitted_at DESC, id DESC LIMIT 1",
+        (gateway, submission.request_hash, since),
+    ).fetchone()
+    return None if row is None else _entry(row)
 
 
 def _check_quote(

@@ -198,6 +198,8 @@ class TaskService:
         self._link_window = book.in_flight_seconds + CLOCK_SKEW_SECONDS
         self._prices = settings.prices
         self._budgets = spend_budgets(settings)
+        self._costs: BoundedDict[str, float] = BoundedDict(RECORDED_LIMIT)
+        """task_id -> the estimate recorded when it was created: fresh reads of the task carry it too."""
         self._recorded: BoundedDict[str, str] = BoundedDict(RECORDED_LIMIT)
         """task_id -> the snapshot this process last recorded: a poll that saw nothing new costs no journal write
         (a thread hop and a write transaction, most of a poll's time). The client remembers each task's kind."""
@@ -250,6 +252,8 @@ class TaskService:
             row_id = claim.entry.row_id
 
         task = (await self._send(request, payload, row_id)).model_copy(update={"cost_estimate_usd": cost.usd})
+        if task.task_id and cost.usd is not None:
+            self._costs.remember(task.task_id, cost.usd)
         if unrecorded is not None:
             return TaskOutcome(task, unrecorded=unrecorded, unrecorded_at_start=True, estimate=cost)
         assert row_id is not None
@@ -259,6 +263,13 @@ class TaskService:
             logger.error("Task %s was created but the journal could not record it: %s", task.task_id, exc)
             return TaskOutcome(task, unrecorded=str(exc), estimate=cost)
         return TaskOutcome(task, estimate=cost)
+
+    async def would_reuse(self, request: CreateRequest, *, allow_duplicate: bool) -> bool:
+        """Whether :meth:`create` would return an earlier identical task (no new spend) rather than send."""
+        if allow_duplicate or self._window <= 0:
+            return False
+        earlier = await self.journal.find_duplicate(Submission.of(request), gateway=self.scope, window=self._window)
+        return earlier is not None
 
     async def quote(self, request: CreateRequest) -> tuple[Quote, Estimate]:
         """A quote for ``request`` that the user can confirm (``create(..., quote_id=...)``) within
@@ -409,23 +420,31 @@ class TaskService:
         return None if entry is None else entry.kind
 
     async def _observe(self, task: Task) -> TaskOutcome:
-        """Record a task just read; if it turns out to be the result of a lost submission, say so."""
-        if not task.task_id:
+        """Record a task just read; if it turns out to be the result of a lost submission, say so. The task carries
+        the estimate its create recorded (this process's, or the journal's)."""
+        task_id = task.task_id
+        if not task_id:
             return TaskOutcome(task)
+        if (cost := self._costs.get(task_id)) is not None:
+            task = task.model_copy(update={"cost_estimate_usd": cost})
         snapshot = task_snapshot(task)
-        if self._recorded.get(task.task_id) == snapshot:
+        if self._recorded.get(task_id) == snapshot:
             return TaskOutcome(task)  # this process recorded (or is recording) exactly this state
         # Claimed before the write, so concurrent polls seeing the same state do not queue the same write.
-        self._recorded.remember(task.task_id, snapshot)
+        self._recorded.remember(task_id, snapshot)
         try:
             observation = await self.journal.observe(task, gateway=self.scope, link_window=self._link_window)
         except JournalError as exc:
             logger.warning("Could not record the state of task %s: %s", task.task_id, exc)
-            self._recorded.pop(task.task_id, None)
+            self._recorded.pop(task_id, None)
             return TaskOutcome(task)
         except BaseException:  # cancelled mid-write: the next poll records it
-            self._recorded.pop(task.task_id, None)
+            self._recorded.pop(task_id, None)
             raise
+        recorded_cost = observation.entry.cost_estimate_usd
+        if recorded_cost is not None and task.cost_estimate_usd is None:
+            self._costs.remember(task_id, recorded_cost)
+            task = task.model_copy(update={"cost_estimate_usd": recorded_cost})
         if not observation.linked:
             return TaskOutcome(task)
         return TaskOutcome(task, linked_at=observation.entry.submitted_at or observation.entry.recorded_at)

@@ -78,6 +78,12 @@ async def test_doctor_passes_when_the_gateway_accepts_the_key(served: tuple[Fake
     assert detail.endswith("ms; the key was accepted (HTTP 404 for a task that cannot exist)")
     assert checks["SORA_STATE_DIR"] == ("OK", f"{state} does not exist yet; the server will create it")
     assert checks["SORA_OUTPUT_DIR"] == ("OK", f"{videos} is writable")
+    assert checks["SORA_PRICES"] == ("OK", "estimates from sora-2 $0.10/s, sora-2-pro $0.30/s, character: no price")
+    assert checks["spending"] == (
+        "OK",
+        "spent $0.00 today and $0.00 this month (estimates); budgets: daily none, monthly none; never asks",
+    )
+    assert not state.exists()  # the doctor reads the journal read-only: it neither creates nor upgrades it
     tools = ", ".join(tool.name for tool in await build_server(make_settings()).list_tools())
     assert checks["server"] == ("OK", f"MCP SDK {metadata.version('mcp')}: tools {tools}; prompts make_video")
     probes = [(request.method, request.path, request.headers["authorization"]) for request in fake.requests[-2:]]

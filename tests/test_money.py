@@ -395,3 +395,82 @@ def test_every_moment_lies_in_its_own_day_and_month_even_where_dst_starts_at_mid
         monkeypatch.undo()
         time.tzset()
     assert outside == []
+
+
+# --------------------------------------------------------------------------------------------- found in review
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_identical_retry_is_reused_without_a_question_a_quote_or_a_budget_refusal(
+    fake: FakeGateway, mode: str
+) -> None:
+    """The documented way to recover a lost task id (the same call again) returns the earlier task, even when
+    confirmation is on and the budget is spent: it costs nothing new."""
+    asker = Asker("true")
+    async with connect(fake, mode=mode, asker=asker, confirm_above_usd=0, budget_daily_usd=1.0) as client:
+        first = ok(await call(client, "create_video", {"prompt": "a cat"}))
+        again = ok(await call(client, "create_video", {"prompt": "a cat"}))
+    assert len(asker.questions) == 1
+    assert again["reused"] is True and again["task_id"] == first["task_id"]
+    assert creates(fake) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_client_declaring_url_only_elicitation_gets_a_quote_not_a_protocol_error(
+    fake: FakeGateway, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp import types
+    from mcp.client.session import ClientSession
+
+    declared = ClientSession._build_capabilities
+
+    def url_only(self: ClientSession, version: Any) -> Any:
+        capabilities = declared(self, version)
+        return capabilities.model_copy(
+            update={"elicitation": types.ElicitationCapability(url=types.UrlElicitationCapability())}
+        )
+
+    monkeypatch.setattr(ClientSession, "_build_capabilities", url_only)
+    asker = Asker("true")
+    async with connect(fake, mode=mode, asker=asker, confirm_above_usd=0) as client:
+        quoted = ok(await call(client, "create_video", {"prompt": "a cat"}))
+    assert quoted["confirmation_required"] is True and asker.questions == []
+    assert creates(fake) == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_client_that_can_be_asked_is_never_given_a_quote(
+    fake: FakeGateway, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the resolver could not ask (its journal read failed once), the call is refused with nothing sent;
+    a quote would let the agent approve its own spend."""
+    from sora_mcp.errors import JournalError
+    from sora_mcp.tasks import TaskService
+
+    spending = TaskService.spending
+    failures = [JournalError("the journal is busy", path="x")]
+
+    async def fails_once(self: TaskService) -> Any:
+        if failures:
+            raise failures.pop()
+        return await spending(self)
+
+    monkeypatch.setattr(TaskService, "spending", fails_once)
+    asker = Asker("false")
+    async with connect(fake, mode=mode, asker=asker, confirm_above_usd=0) as client:
+        refused = await call(client, "create_video", {"prompt": "a cat"})
+    assert "could not be asked just now" in error_of(refused, "create_video")
+    assert "quote" not in error_of(refused, "create_video")
+    assert creates(fake) == 0
+
+
+async def test_waited_refreshed_and_read_tasks_keep_their_estimate(fake: FakeGateway) -> None:
+    async with connect(fake) as client:
+        waited = ok(await call(client, "create_video", {"prompt": "a cat", "wait_seconds": 5}))
+        other = ok(await call(client, "create_video", {"prompt": "a dog", "model": "sora-2-pro"}))
+        read = ok(await call(client, "get_task", {"task_id": other["task_id"]}))
+        refreshed = ok(await call(client, "list_tasks", {"refresh": True}))["tasks"]
+    assert waited["status"] == "completed" and waited["cost_estimate_usd"] == 1.0
+    assert "Estimated cost: $1.00 for 10 s of sora-2" in waited["hint"]
+    assert read["cost_estimate_usd"] == 3.0
+    assert [task["cost_estimate_usd"] for task in refreshed] == [3.0, 1.0]

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from sora_mcp.config import Settings
 from sora_mcp.create_requests import CharacterRequest, CreateRequest, RemixRequest, VideoRequest
-from sora_mcp.errors import SoraError, SpendDeclinedError
+from sora_mcp.errors import SoraError, SpendDeclinedError, SpendRefusedError
 from sora_mcp.models import ModelSpending, Spending, Task
 from sora_mcp.server.errors import RequestT, validated
 from sora_mcp.server.guidance import SANDBOX_MARK, approval_question, quote_hint
@@ -59,8 +59,19 @@ def needs_approval(state: AppState, cost: Estimate) -> bool:
     return threshold is not None and (cost.usd is None or cost.usd >= threshold)
 
 
+def can_ask(ctx: ToolContext) -> bool:
+    """Whether the client can show an elicitation form (the SDK's rule: form declared, or neither mode)."""
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
 async def ask_approval(
-    ctx: ToolContext, request_type: type[RequestT], arguments: dict[str, Any], confirm_quote: str | None
+    ctx: ToolContext,
+    request_type: type[RequestT],
+    arguments: dict[str, Any],
+    confirm_quote: str | None,
+    allow_duplicate: bool,
 ) -> NotAsked | Elicit[UserApproval]:
     """The shared resolver body: ask the user when the call needs it and the client can be asked."""
     state = app_state(ctx)
@@ -74,12 +85,13 @@ async def ask_approval(
     if not needs_approval(state, cost):
         return NotAsked(needed=False)
     try:
+        if await state.tasks.would_reuse(request, allow_duplicate=allow_duplicate):
+            return NotAsked(needed=False)  # an earlier identical task comes back: no new spend to approve
         await state.tasks.check_budgets(cost)
         spent = await state.tasks.spending()
     except SoraError:
         return NotAsked(needed=False)  # over a budget, or no journal: the body refuses with the reason
-    capabilities = ctx.client_capabilities
-    if capabilities is None or capabilities.elicitation is None:
+    if not can_ask(ctx):
         return NotAsked(needed=True)
     question = approval_question(request.tool, summary(request, cost), cost, spent.today_usd)
     return Elicit(SANDBOX_MARK + question if state.settings.sandbox else question, UserApproval)
@@ -98,17 +110,25 @@ async def approve_video(
     storyboard: bool | None,
     thumbnail: bool | None,
     confirm_quote: str | None,
+    allow_duplicate: bool,
 ) -> NotAsked | Elicit[UserApproval]:
     arguments = {"prompt": prompt, "model": model, "duration": duration, "size": size, "images": images}
     arguments |= {"style": style, "watermark": watermark, "private": private, "storyboard": storyboard}
-    return await ask_approval(ctx, VideoRequest, arguments | {"thumbnail": thumbnail}, confirm_quote)
+    arguments["thumbnail"] = thumbnail
+    return await ask_approval(ctx, VideoRequest, arguments, confirm_quote, allow_duplicate)
 
 
 async def approve_character(
-    ctx: ToolContext, timestamps: str, url: str | None, from_task: str | None, model: str, confirm_quote: str | None
+    ctx: ToolContext,
+    timestamps: str,
+    url: str | None,
+    from_task: str | None,
+    model: str,
+    confirm_quote: str | None,
+    allow_duplicate: bool,
 ) -> NotAsked | Elicit[UserApproval]:
     arguments = {"timestamps": timestamps, "url": url, "from_task": from_task, "model": model}
-    return await ask_approval(ctx, CharacterRequest, arguments, confirm_quote)
+    return await ask_approval(ctx, CharacterRequest, arguments, confirm_quote, allow_duplicate)
 
 
 async def approve_remix(
@@ -119,9 +139,10 @@ async def approve_remix(
     size: str | None,
     duration: int | None,
     confirm_quote: str | None,
+    allow_duplicate: bool,
 ) -> NotAsked | Elicit[UserApproval]:
     arguments = {"source_task_id": task_id, "prompt": prompt, "model": model, "size": size, "duration": duration}
-    return await ask_approval(ctx, RemixRequest, arguments, confirm_quote)
+    return await ask_approval(ctx, RemixRequest, arguments, confirm_quote, allow_duplicate)
 
 
 VideoApproval = Annotated[Approval, Resolve(approve_video)]
@@ -130,7 +151,11 @@ RemixApproval = Annotated[Approval, Resolve(approve_remix)]
 
 
 async def spend_gate(
-    ctx: ToolContext, request: CreateRequest, approval: Approval | None, confirm_quote: str | None
+    ctx: ToolContext,
+    request: CreateRequest,
+    approval: Approval | None,
+    confirm_quote: str | None,
+    allow_duplicate: bool,
 ) -> CallToolResult | None:
     """None when the create may go ahead; else the quote result to return (nothing sent). Raises
     ``SpendDeclinedError`` when the user said no, ``BudgetExceededError`` before quoting what a budget refuses."""
@@ -138,7 +163,7 @@ async def spend_gate(
     if confirm_quote is not None:
         return None  # the write-ahead uses it up, or refuses it
     cost = state.tasks.estimate(request)
-    if not needs_approval(state, cost):
+    if not needs_approval(state, cost) or await state.tasks.would_reuse(request, allow_duplicate=allow_duplicate):
         return None
     if isinstance(approval, AcceptedElicitation) and isinstance(approval.data, UserApproval):
         if approval.data.approve:
@@ -147,6 +172,11 @@ async def spend_gate(
     if approval is not None and not isinstance(approval, AcceptedElicitation):
         raise SpendDeclinedError(request.tool, cost.describe())  # declined or cancelled
     await state.tasks.check_budgets(cost)
+    if can_ask(ctx):  # the resolver did not ask (its check failed just before): never quote to a client that can ask
+        raise SpendRefusedError(
+            f"The user's approval of this {request.tool} call could not be asked just now. Nothing was sent to the "
+            f"gateway, so nothing was created or billed. Call {request.tool} again to ask the user."
+        )
     quote, cost = await state.tasks.quote(request)
     result = Task(
         kind=request.kind,

@@ -367,7 +367,7 @@ async def create_task(
     state = app_state(ctx)
     with tool_errors(state.secret, remix_of=remix_of):
         request = validated(request_type, state.settings, **arguments)
-        quoted = await spend_gate(ctx, request, approval, confirm_quote)
+        quoted = await spend_gate(ctx, request, approval, confirm_quote, allow_duplicate)
         if quoted is not None:
             return quoted
         created = await state.tasks.create(request, allow_duplicate=allow_duplicate, quote_id=confirm_quote)
@@ -391,5 +391,5 @@ async def after_create(ctx: ToolContext, created: TaskOutcome, wait_seconds: int
     except SoraError as exc:
         problem = redact(describe_error(exc, task_id=task.task_id), state.secret)
         return task_result(state.render(created._replace(wait_error=problem)))
-    rendered = state.render(waited)
+    rendered = state.render(waited._replace(estimate=created.estimate))
     return await with_thumbnail(task_result(rendered), rendered, state)
