@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 # --------------------------------------------------------------------------------------------- vocabulary
@@ -76,6 +76,8 @@ def check_task_id(value: str) -> str:
 class Character(BaseModel):
     """A reusable character; put ``mention`` (``@username``) into a create_video prompt to cast it."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
+
     id: str | None = Field(None, description="Character id (ch_...).")
     username: str | None = Field(None, description="Username the gateway assigned.")
     display_name: str | None = Field(None, description="Human-readable name.")
@@ -86,6 +88,8 @@ class Character(BaseModel):
 class TaskError(BaseModel):
     """Why a task failed, as the gateway put it."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
+
     code: str | None = Field(None, description="Gateway error code, e.g. generation_failed.")
     message: str = Field(description="Gateway error message, passed through.")
 
@@ -93,6 +97,8 @@ class TaskError(BaseModel):
 class Task(BaseModel):
     """Normalized state of a video or character task, whatever dialect the gateway answered in; for a paid call
     that awaits the user's yes, the quote to confirm (``confirmation_required``), with nothing created."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
 
     task_id: str | None = Field(
         None,
@@ -159,6 +165,8 @@ class Task(BaseModel):
 class ModelSpending(BaseModel):
     """One model's share of this month's estimated spend."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
+
     model: str
     tasks: int = Field(description="Tasks created this month with this model (failed ones excluded).")
     usd: float = Field(description="Their estimated cost.")
@@ -166,6 +174,8 @@ class ModelSpending(BaseModel):
 
 class Spending(BaseModel):
     """Estimated spend of the tasks created through sora-mcp (every process sharing the journal)."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
 
     today_usd: float = Field(description="Today, local calendar day.")
     month_usd: float = Field(description="This local calendar month.")
@@ -185,6 +195,8 @@ class Spending(BaseModel):
 
 class DownloadResult(BaseModel):
     """A video saved by download_video on the machine that runs this server."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
 
     task_id: str = Field(description="The video task the file belongs to.")
     path: str = Field(description="Absolute path of the saved video file.")

@@ -582,6 +582,7 @@ async def test_both_gateway_dialects_give_the_same_normalized_completed_task(mod
         "completed_at": completed_at,
         "video_url": f"{GATEWAY_URL}/files/{task_id}.mp4",
         "upstream_status": "completed",
+        "cost_estimate_usd": 1.0,  # the create's estimate, which every later read of the task carries
     }
     hint = task.pop("hint")
     assert hint.startswith("The video is ready: give the user video_url.")

@@ -18,7 +18,7 @@ from typing import Annotated, Any, NamedTuple
 from mcp.server.mcpserver import AcceptedElicitation, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sora_mcp.config import Settings
 from sora_mcp.create_requests import CharacterRequest, CreateRequest, RemixRequest, VideoRequest
@@ -37,6 +37,8 @@ PROMPT_WORDS = 12
 
 class UserApproval(BaseModel):
     """The elicitation form: one boolean, which every client that elicits can render."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
 
     approve: bool = Field(description="Spend the estimated amount on this call?")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sora_mcp.client import ProgressCallback
 from sora_mcp.errors import DownloadError
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 class TaskList(BaseModel):
     """Tasks from the journal, newest first."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
 
     tasks: list[Task] = Field(
         description="Each with its last known state; submissions whose outcome is unknown have no task_id."
