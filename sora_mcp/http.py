@@ -157,9 +157,39 @@ def create_app(
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__, "transport": transport})
 
-    app = Starlette(routes=[Route(HEALTH_PATH, health, methods=["GET"]), Mount("/", app=mcp_app)], lifespan=lifespan)
+    routes: list[Route | Mount] = [Route(HEALTH_PATH, health, methods=["GET"])]
+    if settings.mcp_auth_token is not None:
+        routes.extend(no_oauth_routes())
+    app = Starlette(routes=[*routes, Mount("/", app=mcp_app)], lifespan=lifespan)
     app.state.gateway = gateway
     return app
+
+
+OAUTH_DISCOVERY_PATHS = (
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+)
+OAUTH_DEFAULT_ENDPOINTS = ("/register", "/authorize", "/token")
+"""Where MCP clients look for OAuth (RFC 9728 and RFC 8414 metadata, also path-suffixed; the 2025-03-26 default
+endpoints) after a 401."""
+NO_OAUTH = (
+    "Not found: this server takes a static bearer token, not OAuth. Configure the client with the header "
+    "Authorization: Bearer <token> (the server's SORA_MCP_AUTH_TOKEN)."
+)
+
+
+def no_oauth_routes() -> list[Route]:
+    """With only the static token, OAuth discovery answers 404, not 401: a client that finds no metadata does not
+    start an OAuth flow that cannot end (Claude Code reported "Dynamic Client Registration rejected (HTTP 401)")."""
+
+    async def not_offered(_: Request) -> Response:
+        return JSONResponse({"error": "not_found", "error_description": NO_OAUTH}, status_code=404)
+
+    methods = ["GET", "HEAD", "POST", "OPTIONS"]
+    routes = [Route(path, not_offered, methods=methods) for path in (*OAUTH_DISCOVERY_PATHS, *OAUTH_DEFAULT_ENDPOINTS)]
+    routes += [Route(f"{path}/{{rest:path}}", not_offered, methods=methods) for path in OAUTH_DISCOVERY_PATHS]
+    return routes
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:

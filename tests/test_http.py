@@ -296,13 +296,38 @@ async def test_with_a_token_only_healthz_is_open_and_every_other_request_gets_th
     gateway_url: str, transport: HttpTransport
 ) -> None:
     """Unknown paths, HEAD and every method get the one 401 the MCP endpoint gives, so nothing tells a prober
-    which paths exist; GET and HEAD /healthz alone answer without the token."""
+    which paths exist; GET and HEAD /healthz alone answer without the token, and OAuth discovery answers 404 (a
+    static token offers no OAuth, and a 401 there would start a flow that cannot end)."""
     settings = make_settings(base_url=gateway_url, mcp_auth_token=TOKEN)
     answers: dict[tuple[str, str], httpx2.Response] = {}
+    discovery = [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/register",
+    ]
     async with serving(settings, transport) as url, httpx2.AsyncClient(base_url=url) as http:
         for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
-            for path in ("/healthz", "/mcp", "/sse", "/messages/", "/", "/admin", "/mcp/../x", "/healthz/x"):
+            for path in (
+                "/healthz",
+                "/mcp",
+                "/sse",
+                "/messages/",
+                "/",
+                "/admin",
+                "/mcp/../x",
+                "/healthz/x",
+                *discovery,
+            ):
                 answers[method, path] = await http.request(method, path)
+    for path in discovery:
+        for method in ("GET", "POST"):
+            assert answers[method, path].status_code == 404, (method, path)
+            assert "takes a static bearer token, not OAuth" in answers[method, path].json()["error_description"]
+        del answers["GET", path], answers["POST", path], answers["HEAD", path], answers["OPTIONS", path]
+        for method in ("PUT", "PATCH", "DELETE"):
+            del answers[method, path]  # 405: not an MCP path either
     open_ = {key for key, answer in answers.items() if answer.status_code != 401}
     assert open_ == {("GET", "/healthz"), ("HEAD", "/healthz")}
     assert {answers[key].status_code for key in open_} == {200}
