@@ -309,6 +309,16 @@ def list_tasks_case(gateway: Gateway) -> ToolCase:
     return ToolCase({"limit": 50}, check)
 
 
+def get_spending_case(gateway: Gateway) -> ToolCase:
+    gateway.journaled_video()  # $1.00 at the list price, recorded in the journal the server reads
+
+    def check(found: dict[str, Any]) -> None:
+        assert found["today_usd"] >= 1.0 and found["prices"] == {"sora-2": 0.1, "sora-2-pro": 0.3}
+        assert any(item["model"] == "sora-2" and item["tasks"] >= 1 for item in found["by_model"])
+
+    return ToolCase({}, check)
+
+
 TOOL_CASES: dict[str, Callable[[Gateway], ToolCase]] = {
     "create_video": create_video_case,
     "create_character": create_character_case,
@@ -316,6 +326,7 @@ TOOL_CASES: dict[str, Callable[[Gateway], ToolCase]] = {
     "download_video": download_video_case,
     "get_task": get_task_case,
     "list_tasks": list_tasks_case,
+    "get_spending": get_spending_case,
 }
 """One successful call per tool; a new tool needs its case here (the coverage test fails until it has one)."""
 
