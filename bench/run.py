@@ -31,7 +31,6 @@ import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -436,9 +435,8 @@ async def run(quick: bool, output: Path, baseline: Path | None = None) -> None:
         counted = shutil.which("valgrind") is not None and not quick
         if counted:
             print("1. cold start: instruction counts (callgrind)", file=sys.stderr)
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                counted_runs = pool.map(lambda c: cold_start_instructions(c, env), COLD_START_SERVERS.values())
-                counts = dict(zip(COLD_START_SERVERS, counted_runs, strict=True))
+            # One at a time: counts taken side by side on a loaded machine came out different.
+            counts = {name: cold_start_instructions(command, env) for name, command in COLD_START_SERVERS.items()}
         rows.append("## 1. Cold start over stdio (spawn until `initialize` + `tools/list` answered)\n")
         rows.append(
             "| server | wall clock | ratio to floor | CPU time of the server | ratio to floor | instructions | "
