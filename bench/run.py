@@ -619,8 +619,8 @@ def _describe_checkout(python: Path) -> str:
     try:
         shown = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return str(python)
-    return f"sora-mcp {shown.stdout.strip()} at {python}"
+        return "another venv"
+    return f"sora-mcp {shown.stdout.strip()}, its own venv"
 
 
 def root_causes(exc: BaseException) -> Iterator[BaseException]:
