@@ -76,10 +76,14 @@ def test_the_shipped_result_schemas_are_what_pydantic_generates() -> None:
     target = Path(toolset.__file__).with_name(SHIPPED_SCHEMAS)
     if os.environ.get("SORA_MCP_WRITE_SCHEMAS") == "1":
         target.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    assert json.loads(target.read_text(encoding="utf-8")) == document, (
+    shipped = json.loads(target.read_text(encoding="utf-8"))
+    # The models and their schemas must match. A newer pydantic that generates the same schemas passes; start-up
+    # then generates them (the file is for the pydantic that wrote it) until the file is rewritten.
+    assert shipped["models"] == document["models"], (
         "sora_mcp/server/result_schemas.json is stale: run SORA_MCP_WRITE_SCHEMAS=1 pytest tests/test_toolset.py"
     )
-    assert shipped_schemas(models) == result_schemas(models)
+    if shipped["pydantic"] == document["pydantic"]:
+        assert shipped_schemas(models) == result_schemas(models)
 
 
 def test_stale_shipped_schemas_are_ignored_and_the_schemas_generated() -> None:
