@@ -89,6 +89,15 @@ class SpendDeclinedError(SpendRefusedError):
         self.estimate = estimate
 
 
+class ApprovalUnavailableError(SpendRefusedError):
+    """The call needed the user's yes and the client can be asked, but the question could not be asked just now
+    (the check before it failed); a quote would let the agent approve its own spend."""
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(tool)
+        self.tool = tool
+
+
 class InvalidArgumentError(SoraError):
     """An argument the gateway would reject (or that would waste money); nothing was sent."""
 

@@ -27,6 +27,7 @@ from sora_mcp.errors import (
     APIResponseError,
     APIStatusError,
     APITimeoutError,
+    ApprovalUnavailableError,
     AuthenticationError,
     BadRequestError,
     BudgetExceededError,
@@ -132,6 +133,11 @@ def spend_refusal(exc: SpendRefusedError) -> str:
             else "Call the tool again without confirm_quote for a new quote, and ask the user again"
         )
         return f"confirm_quote {exc.quote_id!r} {problem}. {NOTHING_BILLED} {fix}."
+    if isinstance(exc, ApprovalUnavailableError):
+        return (
+            f"The user's approval of this {exc.tool} call could not be asked just now. {NOTHING_BILLED} Call "
+            f"{exc.tool} again to ask the user."
+        )
     if isinstance(exc, SpendDeclinedError):
         return (
             f"The user declined this {exc.tool} call (estimated {exc.estimate}). {NOTHING_BILLED} Do not call "

@@ -179,9 +179,9 @@ def estimate_sentence(cost: Estimate) -> str:
     return f"Estimated cost: {cost.describe()}, from the configured prices (SORA_PRICES), not the gateway's bill."
 
 
-def quote_hint(tool: str, quote: Quote, cost: Estimate) -> str:
+def quote_hint(tool: str, quote: Quote, cost: Estimate, *, sandbox: bool) -> str:
     """The hint of a quote: nothing was sent; ask the user; how to confirm."""
-    return (
+    return (SANDBOX_MARK if sandbox else "") + (
         f"Nothing was created or billed yet: this {tool} call needs the user's approval first "
         f"(SORA_CONFIRM_ABOVE_USD). Estimated cost: {cost.describe()}, from the configured prices, not the "
         "gateway's bill. Ask the user whether to spend it. If they agree, call "
@@ -190,9 +190,9 @@ def quote_hint(tool: str, quote: Quote, cost: Estimate) -> str:
     )
 
 
-def approval_question(tool: str, summary: str, cost: Estimate, spent_today: float) -> str:
+def approval_question(tool: str, summary: str, cost: Estimate, spent_today: float, *, sandbox: bool) -> str:
     """The question an elicitation asks the user before a paid call."""
-    return (
+    return (SANDBOX_MARK if sandbox else "") + (
         f"{tool}: {summary}. Estimated cost {cost.describe()}, from the configured prices (not the gateway's "
         f"bill). Spent today so far: {usd(spent_today)} (estimates). Spend it?"
     )

@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sora_mcp.config import Settings
 from sora_mcp.create_requests import CharacterRequest, CreateRequest, RemixRequest, VideoRequest
-from sora_mcp.errors import SoraError, SpendDeclinedError, SpendRefusedError
+from sora_mcp.errors import ApprovalUnavailableError, SoraError, SpendDeclinedError
 from sora_mcp.models import ModelSpending, Spending, Task
 from sora_mcp.server.errors import RequestT, validated
-from sora_mcp.server.guidance import SANDBOX_MARK, approval_question, quote_hint
+from sora_mcp.server.guidance import approval_question, quote_hint
 from sora_mcp.server.results import task_result
 from sora_mcp.server.state import AppState, ToolContext, app_state
 from sora_mcp.spending import ESTIMATE_NOTE, Estimate
@@ -95,8 +95,9 @@ async def ask_approval(
         return NotAsked(needed=False)  # over a budget, or no journal: the body refuses with the reason
     if not can_ask(ctx):
         return NotAsked(needed=True)
-    question = approval_question(request.tool, summary(request, cost), cost, spent.today_usd)
-    return Elicit(SANDBOX_MARK + question if state.settings.sandbox else question, UserApproval)
+    sandbox = state.settings.sandbox
+    question = approval_question(request.tool, summary(request, cost), cost, spent.today_usd, sandbox=sandbox)
+    return Elicit(question, UserApproval)
 
 
 async def approve_video(
@@ -175,10 +176,7 @@ async def spend_gate(
         raise SpendDeclinedError(request.tool, cost.describe())  # declined or cancelled
     await state.tasks.check_budgets(cost)
     if can_ask(ctx):  # the resolver did not ask (its check failed just before): never quote to a client that can ask
-        raise SpendRefusedError(
-            f"The user's approval of this {request.tool} call could not be asked just now. Nothing was sent to the "
-            f"gateway, so nothing was created or billed. Call {request.tool} again to ask the user."
-        )
+        raise ApprovalUnavailableError(request.tool)
     quote, cost = await state.tasks.quote(request)
     result = Task(
         kind=request.kind,
@@ -188,7 +186,7 @@ async def spend_gate(
         confirmation_required=True,
         quote_id=quote.quote_id,
         quote_expires_at=int(quote.expires_at),
-        hint=(SANDBOX_MARK if state.settings.sandbox else "") + quote_hint(request.tool, quote, cost),
+        hint=quote_hint(request.tool, quote, cost, sandbox=state.settings.sandbox),
         sandbox=True if state.settings.sandbox else None,
     )
     return task_result(result)
