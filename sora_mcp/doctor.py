@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -257,8 +256,8 @@ def check_directory(variable: str, path: Path) -> Check:
 async def check_spending(settings: Settings) -> list[Check]:
     """The price table, the confirmation threshold, the budgets and today's estimated spend. The journal is read
     read-only: the doctor neither creates nor upgrades it (the server does, at start-up)."""
-    from sora_mcp.journal import journal_path
-    from sora_mcp.spending import CHARACTER_PRICE, day_and_month, usd
+    from sora_mcp.journal import journal_path, read_spend
+    from sora_mcp.spending import CHARACTER_PRICE, usd
     from sora_mcp.tasks import gateway_scope
 
     priced = [f"{name} {usd(price)}/s" for name, price in settings.prices.items() if name != CHARACTER_PRICE]
@@ -271,10 +270,11 @@ async def check_spending(settings: Settings) -> list[Check]:
         f"{name} {usd(limit)}" if limit is not None else f"{name} none"
         for name, limit in (("daily", settings.budget_daily_usd), ("monthly", settings.budget_monthly_usd))
     )
-    day, month = day_and_month(time.time())
     path = journal_path(settings.state_dir)
     try:
-        spent = await anyio.to_thread.run_sync(_read_spend, path, gateway_scope(settings), day.start, month.start)
+        spent = await anyio.to_thread.run_sync(
+            lambda: read_spend(path, gateway=gateway_scope(settings), now=time.time())
+        )
     except sqlite3.Error as exc:
         checks.append(Check("WARN", "spending", f"cannot read {path} ({exc}); budgets: {budgets}; {confirmation}"))
         return checks
@@ -282,24 +282,6 @@ async def check_spending(settings: Settings) -> list[Check]:
     detail = f"spent {usd(today)} today and {usd(this_month)} this month (estimates); budgets: {budgets}"
     checks.append(Check("OK", "spending", f"{detail}; {confirmation}"))
     return checks
-
-
-def _read_spend(path: Path, scope: str, day_start: float, month_start: float) -> tuple[float, float]:
-    """Today's and this month's estimates from the journal, opened read-only; nothing when there is no journal
-    yet, or it predates estimates (schema 1)."""
-    if not path.exists():
-        return 0.0, 0.0
-    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)) as connection:
-        columns = {row[1] for row in connection.execute("PRAGMA table_info(tasks)")}
-        if "cost_estimate_usd" not in columns:
-            return 0.0, 0.0
-        query = (
-            "SELECT TOTAL(cost_estimate_usd) FROM tasks WHERE gateway = ? AND submitted_at >= ? "
-            "AND state != 'observed' AND status != 'failed'"
-        )
-        today = connection.execute(query, (scope, day_start)).fetchone()[0]
-        month = connection.execute(query, (scope, month_start)).fetchone()[0]
-    return round(today, 4), round(month, 4)
 
 
 async def check_server(settings: Settings) -> Check:

@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar, get_args
 
@@ -36,6 +36,7 @@ import anyio.to_thread
 from sora_mcp.create_requests import CreateRequest
 from sora_mcp.errors import JournalError
 from sora_mcp.models import Task, TaskError, TaskKind, TaskStatus
+from sora_mcp.spending import day_and_month, over_budget
 
 logger = logging.getLogger(__name__)
 
@@ -656,15 +657,33 @@ def _check_quote(
 
 
 def _check_budget(connection: sqlite3.Connection, budget: Budget, gateway: str, estimate: float, now: float) -> None:
-    from sora_mcp.spending import day_and_month  # the calendar rule lives with the prices
-
     day, month = day_and_month(now)
     period = day if budget.window == "day" else month
-    spent = connection.execute(
-        f"SELECT TOTAL(cost_estimate_usd) FROM tasks WHERE {_SPENT}", (gateway, period.start, period.end)
-    ).fetchone()[0]
-    if spent + estimate > budget.limit_usd + 1e-9:
+    spent = _spent(connection, gateway, period.start, period.end)
+    if over_budget(spent, estimate, budget.limit_usd):
         raise BudgetExceeded(budget, round(spent, 4), estimate, period.end)
+
+
+def _spent(connection: sqlite3.Connection, gateway: str, since: float, until: float) -> float:
+    total: float = connection.execute(
+        f"SELECT TOTAL(cost_estimate_usd) FROM tasks WHERE {_SPENT}", (gateway, since, until)
+    ).fetchone()[0]
+    return total
+
+
+def read_spend(path: Path, *, gateway: str, now: float) -> tuple[float, float]:
+    """Today's and this month's estimated spend from the journal file at ``path``, opened read-only (neither
+    created nor upgraded: ``sora-mcp doctor`` uses it); nothing when there is no journal yet, or it predates
+    estimates (schema 1). Raises ``sqlite3.Error``."""
+    if not path.exists():
+        return 0.0, 0.0
+    day, month = day_and_month(now)
+    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS)) as connection:
+        if "cost_estimate_usd" not in {row[1] for row in connection.execute("PRAGMA table_info(tasks)")}:
+            return 0.0, 0.0
+        today = _spent(connection, gateway, day.start, day.end)
+        this_month = _spent(connection, gateway, month.start, month.end)
+    return round(today, 4), round(this_month, 4)
 
 
 def task_snapshot(task: Task) -> str:

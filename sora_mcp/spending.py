@@ -58,6 +58,12 @@ def estimate(request: CreateRequest, prices: dict[str, float]) -> Estimate:
     return Estimate(usd=cost, model=request.model, seconds=seconds, duration_assumed=request.duration is None)
 
 
+def over_budget(spent: float, estimate: float, limit: float) -> bool:
+    """Whether a call estimated at ``estimate`` takes a spend of ``spent`` over ``limit`` (float sums of cents
+    may land a hair above an exact limit, which still fits)."""
+    return spent + estimate > limit + 1e-9
+
+
 def usd(amount: float) -> str:
     """``$1.00``; amounts under a cent keep their digits (``$0.004``)."""
     return f"${amount:.2f}" if amount == 0 or abs(amount) >= 0.01 else f"${amount:.4f}".rstrip("0")

@@ -47,7 +47,7 @@ from sora_mcp.journal import (
     task_snapshot,
 )
 from sora_mcp.models import Task, TaskKind, TaskStatus
-from sora_mcp.spending import Estimate, day_and_month, estimate
+from sora_mcp.spending import Estimate, day_and_month, estimate, over_budget
 
 logger = logging.getLogger(__name__)
 
@@ -284,19 +284,20 @@ class TaskService:
         """The estimated spend of today and this month (``TaskBook.spending``)."""
         return await self.book.spending()
 
-    async def check_budgets(self, cost: Estimate) -> None:
+    async def check_budgets(self, cost: Estimate, spent: "Spending | None" = None) -> None:
         """Raise ``BudgetExceededError`` when ``cost`` would not fit a budget now (read-only; the create's
-        write-ahead checks again, atomically). Used to refuse before asking the user to approve."""
+        write-ahead checks again, atomically). Used to refuse before asking the user to approve. ``spent`` is a
+        spending just read, when the caller has one."""
         if not self._budgets:
             return
-        spent = await self.book.spending()
+        spent = spent or await self.book.spending()
         for budget in self._budgets:
             so_far, resets = (
                 (spent.today_usd, spent.day_resets_at)
                 if budget.window == "day"
                 else (spent.month_usd, spent.month_resets_at)
             )
-            if so_far + (cost.usd or 0.0) > budget.limit_usd + 1e-9:
+            if over_budget(so_far, cost.usd or 0.0, budget.limit_usd):
                 raise BudgetExceededError(budget.variable, budget.limit_usd, so_far, cost.usd or 0.0, resets)
 
     async def _send(self, request: CreateRequest, payload: dict[str, object], row_id: int | None) -> Task:

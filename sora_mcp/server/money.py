@@ -89,8 +89,8 @@ async def ask_approval(
     try:
         if await state.tasks.would_reuse(request, allow_duplicate=allow_duplicate):
             return NotAsked(needed=False)  # an earlier identical task comes back: no new spend to approve
-        await state.tasks.check_budgets(cost)
         spent = await state.tasks.spending()
+        await state.tasks.check_budgets(cost, spent)
     except SoraError:
         return NotAsked(needed=False)  # over a budget, or no journal: the body refuses with the reason
     if not can_ask(ctx):

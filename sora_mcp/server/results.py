@@ -52,15 +52,16 @@ def to_json(data: dict[str, Any]) -> str:
 
 def task_result(task: Task) -> CallToolResult:
     """A ``Task`` as structured content plus the same compact JSON as text."""
-    return _result(task_data(task))
+    return data_result(task_data(task))
 
 
 def list_result(tasks: list[Task]) -> CallToolResult:
     """``{"tasks": [...]}`` as structured content plus the same compact JSON as text."""
-    return _result({"tasks": [task_data(task) for task in tasks]})
+    return data_result({"tasks": [task_data(task) for task in tasks]})
 
 
-def _result(data: dict[str, Any]) -> CallToolResult:
+def data_result(data: dict[str, Any]) -> CallToolResult:
+    """JSON data as structured content plus the same compact JSON as text."""
     return CallToolResult(content=[TextContent(type="text", text=to_json(data))], structured_content=data)
 
 

@@ -8,7 +8,7 @@ for ``build_server``. Docstrings are the descriptions the calling model reads.
 
 from typing import Annotated, Any
 
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import AfterValidator, Field
 
 from sora_mcp.config import redact
@@ -40,10 +40,10 @@ from sora_mcp.server.money import (
 from sora_mcp.server.results import (
     TaskList,
     byte_reporter,
+    data_result,
     download_result,
     list_result,
     task_result,
-    to_json,
     wait_reporter,
     with_thumbnail,
 )
@@ -345,8 +345,7 @@ async def get_spending(ctx: ToolContext) -> Annotated[CallToolResult, Spending]:
     state = app_state(ctx)
     with tool_errors(state.secret):
         report = spending_report(state.settings, await state.tasks.spending())
-        data = report.model_dump(mode="json", exclude_none=True)
-        return CallToolResult(content=[TextContent(type="text", text=to_json(data))], structured_content=data)
+        return data_result(report.model_dump(mode="json", exclude_none=True))
 
 
 async def create_task(
