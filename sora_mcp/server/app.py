@@ -125,7 +125,8 @@ async def open_client(
         base_url = None
         if settings.sandbox:
             # Only sandbox runs pay for the simulator's imports.
-            from sora_mcp.sandbox import SandboxGateway, open_sandbox_store, serve_sandbox
+            from sora_mcp.sandbox import SandboxGateway, serve_sandbox
+            from sora_mcp.sandbox_store import open_sandbox_store
 
             gateway = SandboxGateway(
                 video_seconds=settings.sandbox_seconds,
