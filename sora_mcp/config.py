@@ -17,7 +17,7 @@ from sora_mcp.spending import DEFAULT_PRICES, check_prices
 
 ENV_PREFIX = "SORA_"
 DEFAULT_BASE_URL = "https://dashlyai.cc"
-SECRET_FIELDS = frozenset({"api_key", "mcp_auth_token", "mcp_state_key"})
+SECRET_FIELDS = frozenset({"api_key", "mcp_auth_token", "mcp_state_key", "database_url"})
 """Fields whose values never appear in messages."""
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -71,6 +71,14 @@ class Settings(BaseSettings):
 
     state_dir: Path | None = None
     """Directory of the task journal (``journal.sqlite3``); unset means the platform's user state directory."""
+
+    database_url: SecretStr | None = None
+    """``postgresql://user:password@host:5432/dbname``: keep the task journal (tasks, quotes, estimates) in this
+    PostgreSQL database, shared by every replica on every machine, instead of ``journal.sqlite3`` in the state
+    directory. Needs the ``postgres`` extra (``pip install 'sora-mcp[postgres]'``)."""
+
+    database_pool_size: Annotated[int, Field(ge=1, le=100)] = 10
+    """With ``database_url``: connections this process keeps to PostgreSQL at most."""
 
     duplicate_window: Annotated[float, Field(ge=0, le=86_400)] = 600.0
     """Seconds during which a create with the same arguments returns the earlier task instead; 0 turns it off."""
@@ -166,6 +174,17 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters (a random secret, the same on every replica)")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value().strip() if value is not None else ""
+        if not url:
+            return None
+        scheme, sep, _ = url.partition("://")
+        if not sep or scheme.lower() not in ("postgresql", "postgres") or any(c.isspace() for c in url):
+            raise ValueError("must be a URL such as postgresql://user:password@host:5432/dbname")
+        return SecretStr(url)
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
@@ -249,6 +268,21 @@ def is_loopback(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+def mask_database_url(url: str) -> str:
+    """``url`` as messages show it: ``postgresql://user:***@host:5432/db``, any ``password=`` parameter masked."""
+    from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user, has_password, _ = credentials.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else netloc
+    query = [(name, "***" if name.lower() == "password" else item) for name, item in parse_qsl(parts.query)]
+    masked = SplitResult(parts.scheme, netloc, parts.path, urlencode(query, safe="*"), "")
+    return masked.geturl()
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -1,21 +1,21 @@
-"""The task journal: a durable record, in SQLite, of every task this server creates or reads.
+"""The task journal: a durable record of every task this server creates or reads, shared by processes.
 
-One file, ``journal.sqlite3`` in ``SORA_STATE_DIR`` (default: the platform's user state directory), shared by
-every sora-mcp process of the user (Claude Desktop and Claude Code at once, say). WAL mode lets readers and one
-writer work side by side; ``busy_timeout`` makes a writer wait for another process's write instead of failing;
-writes that must see the latest rows (the duplicate check, linking) run in ``BEGIN IMMEDIATE`` transactions, so
-two processes cannot both decide to create the same task. ``synchronous=FULL``: a committed row survives a power
-cut too, since a row can stand for money spent.
+Two backends behind one :class:`Journal`: an embedded SQLite file per user (``journal_sqlite.py``, the default:
+nothing to install) and, with ``SORA_DATABASE_URL``, one PostgreSQL database for every replica on every machine
+(``journal_postgres.py``). The operations here are written once in SQL both understand; every write runs in a
+transaction that the backend serializes against every other writer (SQLite's ``BEGIN IMMEDIATE``, a PostgreSQL
+advisory lock), so two processes, on one machine or two, cannot both decide to create the same task or both
+squeeze under a budget.
 
 A row is written *before* a create request is sent (state ``submitting``), then gets its task id (``created``),
 is deleted when the gateway surely refused it (nothing was created), or stays as ``unknown`` when the answer was
 lost. Reads of tasks (``get_task``) update the row's last known state, or add an ``observed`` row for a task this
 journal did not know.
 
-Every call runs on a worker thread (``anyio.to_thread.run_sync``) over one connection per journal, used by one
-thread at a time. Any SQLite or file-system failure becomes a :class:`~sora_mcp.errors.JournalError` whose
-message names the file, the reason and the fix; the connection is then dropped, and the next call opens it
-again (so a fixed permission or a lock released later heals without a restart).
+Every call runs on a worker thread (``anyio.to_thread.run_sync``). Any database or file-system failure becomes a
+:class:`~sora_mcp.errors.JournalError` whose message names the journal (the file, or the database URL with its
+password masked), the reason and the fix; the backend reconnects on a later call, so a fixed permission or a
+database that is back heals without a restart.
 """
 
 import hashlib
@@ -23,28 +23,33 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
-import threading
+import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar, get_args
 
 import anyio.to_thread
 
 from sora_mcp.create_requests import CreateRequest
-from sora_mcp.errors import JournalError
+from sora_mcp.journal_schema import SCHEMA_VERSION
 from sora_mcp.models import Task, TaskError, TaskKind, TaskStatus
 from sora_mcp.spending import day_and_month, over_budget
+
+if TYPE_CHECKING:
+    from sora_mcp.config import Settings
+
+__all__ = ["SCHEMA_VERSION", "Journal", "JournalEntry", "Submission"]
 
 logger = logging.getLogger(__name__)
 
 APP_NAME = "sora-mcp"
 JOURNAL_FILENAME = "journal.sqlite3"
-SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 5.0
 """How long a write waits for another process's write to finish before the journal reports it locked."""
+HOST = socket.gethostname()
+"""This machine, as written to the rows it sends: a process id means something only on its own machine."""
 
 EntryState = Literal["submitting", "unknown", "created", "observed"]
 """``submitting``: written ahead of a create POST. ``unknown``: sent, answer lost. ``created``: this server
@@ -55,58 +60,30 @@ _SNAPSHOT_EXCLUDE |= {"outcome_unknown", "reused", "cost_estimate_usd", "confirm
 _SNAPSHOT_EXCLUDE |= {"quote_expires_at"}
 """Task fields that describe a moment or a presentation, not the task: recomputed when a row is shown."""
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS tasks (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        gateway TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('submitting', 'unknown', 'created', 'observed')),
-        kind TEXT NOT NULL CHECK (kind IN ('video', 'character')),
-        task_id TEXT UNIQUE,
-        tool TEXT,
-        request_hash TEXT,
-        arguments TEXT,
-        prompt TEXT,
-        model TEXT,
-        submitted_at REAL,
-        owner_pid INTEGER,
-        recorded_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        unknown_reason TEXT,
-        status TEXT NOT NULL,
-        progress INTEGER NOT NULL DEFAULT 0,
-        video_url TEXT,
-        expires_at INTEGER,
-        error_message TEXT,
-        snapshot TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS tasks_by_request ON tasks (gateway, request_hash, submitted_at)",
-    "CREATE INDEX IF NOT EXISTS tasks_by_time ON tasks (gateway, recorded_at)",
-)
-"""Version 1. ``status``, ``progress``, ``video_url``, ``expires_at``, ``error_message`` repeat the last known
-state for filtering and for people reading the file with ``sqlite3``; ``snapshot`` holds the whole ``Task``."""
-
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: (
-        "ALTER TABLE tasks ADD COLUMN cost_estimate_usd REAL",
-        """CREATE TABLE IF NOT EXISTS quotes (
-            quote_id TEXT PRIMARY KEY,
-            gateway TEXT NOT NULL,
-            tool TEXT NOT NULL,
-            request_hash TEXT NOT NULL,
-            cost_estimate_usd REAL,
-            created_at REAL NOT NULL,
-            expires_at REAL NOT NULL,
-            used_at REAL,
-            used_by INTEGER
-        )""",
-        "CREATE INDEX IF NOT EXISTS tasks_by_submission ON tasks (gateway, submitted_at)",
-    ),
-}
-"""The statements that bring a journal of the version before each key to that version. Version 2: the estimated
-cost of each created task (budgets sum it) and the quotes a user confirms (``SORA_CONFIRM_ABOVE_USD``)."""
-
 T = TypeVar("T")
 TASK_STATUSES: frozenset[str] = frozenset(get_args(TaskStatus))
+
+
+class Connection(Protocol):
+    """What the operations use of a connection: ``execute`` with ``?`` placeholders."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any: ...
+
+
+class JournalStore(Protocol):
+    """A backend: runs an operation on a connection of its own, on the calling (worker) thread."""
+
+    where: str
+    """The journal as messages name it: the file, or the database URL with its password masked."""
+    ever_opened: bool
+
+    def run(self, operation: Callable[[Any], T]) -> T: ...
+
+    def write(self, connection: Any) -> AbstractContextManager[None]: ...
+
+    def insert(self, connection: Any, statement: str, values: tuple[Any, ...]) -> int: ...
+
+    def close(self) -> None: ...
 
 
 def default_state_dir() -> Path:
@@ -119,6 +96,27 @@ def default_state_dir() -> Path:
 def journal_path(state_dir: Path | None) -> Path:
     """Where the journal file lives: ``state_dir`` (``SORA_STATE_DIR``) or the platform default."""
     return (state_dir or default_state_dir()) / JOURNAL_FILENAME
+
+
+def journal_for(settings: "Settings", *, clock: Callable[[], float] = time.time) -> "Journal":
+    """The journal ``settings`` describe: PostgreSQL with ``SORA_DATABASE_URL``, else the SQLite file in the
+    state directory. The PostgreSQL driver is imported only then (stdio start-up never pays for it)."""
+    if settings.database_url is None:
+        return Journal(journal_path(settings.state_dir), clock=clock)
+    try:
+        from sora_mcp.journal_postgres import PostgresStore
+    except ImportError as exc:
+        raise DriverMissingError(
+            f"SORA_DATABASE_URL is set, but the PostgreSQL driver is not installed ({exc.name} is missing): "
+            "install sora-mcp with its postgres extra (pip install 'sora-mcp[postgres]'), or unset "
+            "SORA_DATABASE_URL to keep the journal in a local SQLite file."
+        ) from None
+    store = PostgresStore(settings.database_url.get_secret_value(), pool_size=settings.database_pool_size)
+    return Journal(store, clock=clock)
+
+
+class DriverMissingError(RuntimeError):
+    """``SORA_DATABASE_URL`` without the ``postgres`` extra: a configuration error, reported at start-up."""
 
 
 # --------------------------------------------------------------------------------------------- what is stored
@@ -170,7 +168,7 @@ class JournalEntry(NamedTuple):
     arguments: str | None
     submitted_at: float | None
     owner_pid: int | None
-    """The process that sent the create (while ``submitting``)."""
+    """The process that sent the create (while ``submitting``), on the machine ``owner_host``."""
     recorded_at: float
     updated_at: float
     unknown_reason: str | None
@@ -178,6 +176,8 @@ class JournalEntry(NamedTuple):
     """The last state read from the gateway (or the create answer); None while the outcome is unknown."""
     cost_estimate_usd: float | None = None
     """The estimate recorded when this server created the task (None: no price, or not created here)."""
+    owner_host: str | None = None
+    """The machine of ``owner_pid`` (None in rows written before schema 3: this machine, then)."""
 
     @property
     def outcome_unknown(self) -> bool:
@@ -187,7 +187,9 @@ class JournalEntry(NamedTuple):
     @property
     def sender_alive(self) -> bool:
         """Whether the process that sent this create may still be waiting for the answer (True when unsure)."""
-        return self.owner_pid is None or _process_alive(self.owner_pid)
+        if self.owner_pid is None or (self.owner_host is not None and self.owner_host != HOST):
+            return True  # another machine's process: it cannot be looked up from here
+        return _process_alive(self.owner_pid)
 
     def task(self) -> Task:
         """The last known state as a ``Task``, without guidance (``hint`` is empty)."""
@@ -284,30 +286,41 @@ class Observation(NamedTuple):
 
 
 class Journal:
-    """The SQLite task journal at ``path``. Nothing touches the disk until :meth:`open` or a first call.
+    """The task journal in ``store``: a SQLite file when given a path, else a backend such as
+    :class:`~sora_mcp.journal_postgres.PostgresStore`. Nothing is opened until :meth:`open` or a first call.
 
-    ``clock`` gives the times written to rows (tests pass a manual clock); ``busy_timeout`` is how long a write
-    waits for another process's. Use ``await journal.open()`` at start-up to learn early whether it works; every
-    method opens it on demand too, and raises ``JournalError``.
+    ``clock`` gives the times written to rows (tests pass a manual clock); ``busy_timeout`` is how long a SQLite
+    write waits for another process's. Use ``await journal.open()`` at start-up to learn early whether it works;
+    every method opens it on demand too, and raises ``JournalError``.
     """
 
     def __init__(
-        self, path: Path, *, clock: Callable[[], float] = time.time, busy_timeout: float = BUSY_TIMEOUT_SECONDS
+        self,
+        store: "Path | JournalStore",
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = BUSY_TIMEOUT_SECONDS,
     ) -> None:
-        self.path = path
+        if isinstance(store, Path):
+            from sora_mcp.journal_sqlite import SqliteStore
+
+            store = SqliteStore(store, busy_timeout=busy_timeout)
+        self.store: JournalStore = store
+        self.path: Path | None = getattr(store, "path", None)
+        """The SQLite file (None for a database server)."""
         self._clock = clock
-        self._busy_timeout = busy_timeout
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self.ever_opened = False
+
+    @property
+    def ever_opened(self) -> bool:
         """Whether the journal worked at least once in this process (see the create rule in ``tasks.py``)."""
+        return self.store.ever_opened
 
     async def open(self) -> None:
-        """Open the file (creating directory, file and schema as needed); raises ``JournalError``."""
+        """Open the journal (creating directory, file or tables as needed); raises ``JournalError``."""
         await self._run(lambda connection: None)
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self._close)
+        await anyio.to_thread.run_sync(self.store.close)
 
     # ------------------------------------------------------------------------------------------- writes
 
@@ -325,8 +338,8 @@ class Journal:
         """
         now = self._clock()
 
-        def claim(connection: sqlite3.Connection) -> Claim:
-            with _immediate(connection):
+        def claim(connection: Connection) -> Claim:
+            with self.store.write(connection):
                 if window > 0 and (earlier := _duplicate(connection, submission, gateway, now - window)):
                     return Claim(earlier, duplicate=True)
                 if spend is not None:
@@ -334,10 +347,11 @@ class Journal:
                         _check_quote(connection, spend.quote_id, gateway, submission, now)
                     for budget in spend.budgets:
                         _check_budget(connection, budget, gateway, spend.estimate_usd or 0.0, now)
-                cursor = connection.execute(
+                row_id = self.store.insert(
+                    connection,
                     "INSERT INTO tasks (gateway, state, kind, tool, request_hash, arguments, prompt, model, "
-                    "submitted_at, owner_pid, recorded_at, updated_at, status, cost_estimate_usd) "
-                    "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown', ?)",
+                    "submitted_at, owner_pid, owner_host, recorded_at, updated_at, status, cost_estimate_usd) "
+                    "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown', ?)",
                     (
                         gateway,
                         submission.kind,
@@ -348,6 +362,7 @@ class Journal:
                         submission.model,
                         now,
                         os.getpid(),
+                        HOST,
                         now,
                         now,
                         None if spend is None else spend.estimate_usd,
@@ -356,9 +371,9 @@ class Journal:
                 if spend is not None and spend.quote_id is not None:
                     connection.execute(
                         "UPDATE quotes SET used_at = ?, used_by = ? WHERE quote_id = ?",
-                        (now, cursor.lastrowid, spend.quote_id),
+                        (now, row_id, spend.quote_id),
                     )
-                return Claim(_fetch(connection, "id = ?", cursor.lastrowid), duplicate=False)
+                return Claim(_fetch(connection, "id = ?", row_id), duplicate=False)
 
         return await self._run(claim)
 
@@ -366,8 +381,8 @@ class Journal:
         """The create of row ``row_id`` answered with ``task``: store its id and state."""
         now = self._clock()
 
-        def record(connection: sqlite3.Connection) -> JournalEntry:
-            with _immediate(connection):
+        def record(connection: Connection) -> JournalEntry:
+            with self.store.write(connection):
                 # A get_task of another process may have recorded this id already (it had the id before us).
                 connection.execute(
                     "DELETE FROM tasks WHERE task_id = ? AND id != ? AND state = 'observed'", (task.task_id, row_id)
@@ -385,8 +400,8 @@ class Journal:
         """The create of row ``row_id`` was sent but its answer was lost: a task may exist without an id."""
         now = self._clock()
 
-        def record(connection: sqlite3.Connection) -> None:
-            with _immediate(connection):
+        def record(connection: Connection) -> None:
+            with self.store.write(connection):
                 connection.execute(
                     "UPDATE tasks SET state = 'unknown', unknown_reason = ?, updated_at = ? "
                     "WHERE id = ? AND state = 'submitting'",
@@ -399,8 +414,8 @@ class Journal:
         """The gateway surely refused the create of row ``row_id`` (or it was never sent): nothing to remember,
         and a quote it used up may be used again."""
 
-        def discard(connection: sqlite3.Connection) -> None:
-            with _immediate(connection):
+        def discard(connection: Connection) -> None:
+            with self.store.write(connection):
                 deleted = connection.execute("DELETE FROM tasks WHERE id = ? AND state = 'submitting'", (row_id,))
                 if deleted.rowcount:  # nothing was created, so the quote it used is good again
                     connection.execute("UPDATE quotes SET used_at = NULL, used_by = NULL WHERE used_by = ?", (row_id,))
@@ -420,8 +435,8 @@ class Journal:
         task_id = task.task_id
         now = self._clock()
 
-        def observe(connection: sqlite3.Connection) -> Observation:
-            with _immediate(connection):
+        def observe(connection: Connection) -> Observation:
+            with self.store.write(connection):
                 update = f"UPDATE tasks SET {_STATE_COLUMNS} WHERE id = ?"
                 row = connection.execute("SELECT id FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
                 if row is not None:
@@ -434,13 +449,14 @@ class Journal:
                         (task_id, *_state_values(task, now), candidate),
                     )
                     return Observation(_fetch(connection, "id = ?", candidate), linked=True)
-                cursor = connection.execute(
+                row_id = self.store.insert(
+                    connection,
                     "INSERT INTO tasks (gateway, state, kind, task_id, model, recorded_at, updated_at, status) "
                     "VALUES (?, 'observed', ?, ?, ?, ?, ?, 'unknown')",
                     (gateway, task.kind, task_id, task.model, now, now),
                 )
-                connection.execute(update, (*_state_values(task, now), cursor.lastrowid))
-                return Observation(_fetch(connection, "id = ?", cursor.lastrowid), linked=False)
+                connection.execute(update, (*_state_values(task, now), row_id))
+                return Observation(_fetch(connection, "id = ?", row_id), linked=False)
 
         return await self._run(observe)
 
@@ -456,8 +472,8 @@ class Journal:
         now = self._clock()
         quote = Quote(f"quote_{secrets.token_hex(12)}", estimate_usd, now, now + ttl)
 
-        def record(connection: sqlite3.Connection) -> Quote:
-            with _immediate(connection):
+        def record(connection: Connection) -> Quote:
+            with self.store.write(connection):
                 connection.execute("DELETE FROM quotes WHERE expires_at < ?", (now - QUOTES_KEPT_SECONDS,))
                 connection.execute(
                     "INSERT INTO quotes (quote_id, gateway, tool, request_hash, cost_estimate_usd, created_at, "
@@ -479,15 +495,15 @@ class Journal:
     async def spending(self, *, gateway: str, since: float, until: float) -> list[ModelSpend]:
         """Estimated spend of the tasks created through this journal between ``since`` and ``until``, by model."""
 
-        def read(connection: sqlite3.Connection) -> list[ModelSpend]:
+        def read(connection: Connection) -> list[ModelSpend]:
             rows = connection.execute(
-                f"SELECT model, COUNT(*), TOTAL(cost_estimate_usd), COUNT(cost_estimate_usd) FROM tasks "
-                f"WHERE {_SPENT} GROUP BY model ORDER BY model",
+                "SELECT model, COUNT(*) AS tasks, COALESCE(SUM(cost_estimate_usd), 0.0) AS usd, "
+                f"COUNT(cost_estimate_usd) AS priced FROM tasks WHERE {_SPENT} GROUP BY model ORDER BY model",
                 (gateway, since, until),
             )
             return [
-                ModelSpend(model or "unknown", count, round(total, 4), count - priced)
-                for model, count, total, priced in rows
+                ModelSpend(row["model"] or "unknown", row["tasks"], round(row["usd"], 4), row["tasks"] - row["priced"])
+                for row in rows
             ]
 
         return await self._run(read)
@@ -509,110 +525,16 @@ class Journal:
             values.append(status)
         query = f"SELECT * FROM tasks WHERE {' AND '.join(clauses)} ORDER BY recorded_at DESC, id DESC LIMIT ?"
 
-        def recent(connection: sqlite3.Connection) -> list[JournalEntry]:
+        def recent(connection: Connection) -> list[JournalEntry]:
             return [_entry(row) for row in connection.execute(query, (*values, limit))]
 
         return await self._run(recent)
 
     # ------------------------------------------------------------------------------------------- plumbing
 
-    async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, operation: Callable[[Any], T]) -> T:
         """Run ``operation`` on a worker thread; the thread finishes it even if the caller is cancelled."""
-        return await anyio.to_thread.run_sync(self._call, operation)
-
-    def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            connection = self._connect()
-            try:
-                return operation(connection)
-            except sqlite3.Error as exc:
-                self._close_locked()
-                raise self._error(exc) from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is not None:
-            return self._connection
-        directory = self.path.parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JournalError(
-                f"The task journal cannot be created: the directory {directory} cannot be made "
-                f"({exc.strerror or exc}). Set SORA_STATE_DIR to a directory this user can write, or fix the "
-                "path, then restart sora-mcp.",
-                path=str(self.path),
-            ) from None
-        connection: sqlite3.Connection | None = None
-        try:
-            connection = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            connection.row_factory = sqlite3.Row
-            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            mode = _enable_wal(connection, self._busy_timeout)
-            if str(mode).lower() != "wal":
-                logger.warning(
-                    "The task journal %s runs in %s mode, not WAL (file system without locks?)", self.path, mode
-                )
-            connection.execute("PRAGMA synchronous = FULL")
-            _migrate(connection, self.path)
-        except sqlite3.Error as exc:
-            if connection is not None:
-                connection.close()
-            raise self._error(exc) from exc
-        except BaseException:
-            if connection is not None:
-                connection.close()
-            raise
-        self._connection = connection
-        self.ever_opened = True
-        return connection
-
-    def _close(self) -> None:
-        with self._lock:
-            self._close_locked()
-
-    def _close_locked(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            try:
-                connection.close()
-            except sqlite3.Error:  # pragma: no cover - closing a broken connection
-                logger.debug("Closing the task journal failed", exc_info=True)
-
-    def _error(self, exc: sqlite3.Error) -> JournalError:
-        """A ``JournalError`` saying what is wrong with the file and how to fix it."""
-        name = getattr(exc, "sqlite_errorname", "") or ""
-        where = str(self.path)
-        if (
-            isinstance(exc, ForeignJournalError)
-            or name in ("SQLITE_NOTADB", "SQLITE_CORRUPT")
-            or name.startswith("SQLITE_CORRUPT")
-        ):
-            what = (
-                "is not a sora-mcp journal"
-                if isinstance(exc, ForeignJournalError)
-                else "is damaged or not a SQLite database"
-            )
-            problem = f"{what} ({exc})"
-            fix = f"Move the file aside (for example rename it to {self.path.name}.broken) and restart sora-mcp"
-            fix += " to start a new journal, or set SORA_STATE_DIR to another directory"
-        elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            problem = f"stayed locked by another process for more than {self._busy_timeout:g} s ({exc})"
-            fix = "Try again in a moment; if it persists, look for a process holding the file open"
-        elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
-            problem = f"cannot be opened for writing ({exc})"
-            fix = (
-                f"Make {self.path.parent} and the journal files in it writable for this user, or set SORA_STATE_DIR "
-                "to a writable directory"
-            )
-        elif name.startswith("SQLITE_FULL"):
-            problem = f"cannot grow: the disk is full ({exc})"
-            fix = "Free disk space"
-        else:
-            problem = f"failed ({name or type(exc).__name__}: {exc})"
-            fix = "Check the file and its directory, or set SORA_STATE_DIR to another directory"
-        return JournalError(f"The task journal {where} {problem}. {fix}.", path=where)
+        return await anyio.to_thread.run_sync(self.store.run, operation)
 
 
 # --------------------------------------------------------------------------------------------- SQL helpers
@@ -630,9 +552,7 @@ _SPENT = "gateway = ? AND submitted_at >= ? AND submitted_at < ? AND state != 'o
 not failed. A reused task has no row of its own, so it is not spent twice."""
 
 
-def _duplicate(
-    connection: sqlite3.Connection, submission: Submission, gateway: str, since: float
-) -> JournalEntry | None:
+def _duplicate(connection: Connection, submission: Submission, gateway: str, since: float) -> JournalEntry | None:
     """The latest identical request sent since ``since`` whose task did not fail."""
     row = connection.execute(
         "SELECT * FROM tasks WHERE gateway = ? AND request_hash = ? AND submitted_at >= ? "
@@ -642,9 +562,7 @@ def _duplicate(
     return None if row is None else _entry(row)
 
 
-def _check_quote(
-    connection: sqlite3.Connection, quote_id: str, gateway: str, submission: Submission, now: float
-) -> None:
+def _check_quote(connection: Connection, quote_id: str, gateway: str, submission: Submission, now: float) -> None:
     row = connection.execute("SELECT * FROM quotes WHERE quote_id = ? AND gateway = ?", (quote_id, gateway)).fetchone()
     if row is None:
         raise QuoteRefused(quote_id, "unknown")
@@ -656,7 +574,7 @@ def _check_quote(
         raise QuoteRefused(quote_id, "different_arguments")
 
 
-def _check_budget(connection: sqlite3.Connection, budget: Budget, gateway: str, estimate: float, now: float) -> None:
+def _check_budget(connection: Connection, budget: Budget, gateway: str, estimate: float, now: float) -> None:
     day, month = day_and_month(now)
     period = day if budget.window == "day" else month
     spent = _spent(connection, gateway, period.start, period.end)
@@ -664,25 +582,26 @@ def _check_budget(connection: sqlite3.Connection, budget: Budget, gateway: str, 
         raise BudgetExceeded(budget, round(spent, 4), estimate, period.end)
 
 
-def _spent(connection: sqlite3.Connection, gateway: str, since: float, until: float) -> float:
-    total: float = connection.execute(
-        f"SELECT TOTAL(cost_estimate_usd) FROM tasks WHERE {_SPENT}", (gateway, since, until)
-    ).fetchone()[0]
-    return total
+def _spent(connection: Connection, gateway: str, since: float, until: float) -> float:
+    row = connection.execute(
+        f"SELECT COALESCE(SUM(cost_estimate_usd), 0.0) AS spent FROM tasks WHERE {_SPENT}", (gateway, since, until)
+    ).fetchone()
+    return float(row["spent"])
 
 
 def read_spend(path: Path, *, gateway: str, now: float) -> tuple[float, float]:
     """Today's and this month's estimated spend from the journal file at ``path``, opened read-only (neither
-    created nor upgraded: ``sora-mcp doctor`` uses it); nothing when there is no journal yet, or it predates
-    estimates (schema 1). Raises ``sqlite3.Error``."""
-    if not path.exists():
-        return 0.0, 0.0
+    created nor upgraded: ``sora-mcp doctor`` uses it). Raises ``sqlite3.Error``."""
+    from sora_mcp.journal_sqlite import read_spend_file
+
+    return read_spend_file(path, lambda connection: spend_of(connection, gateway=gateway, now=now))
+
+
+def spend_of(connection: Connection, *, gateway: str, now: float) -> tuple[float, float]:
+    """Today's and this month's estimated spend, rounded to hundredths of a cent."""
     day, month = day_and_month(now)
-    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS)) as connection:
-        if "cost_estimate_usd" not in {row[1] for row in connection.execute("PRAGMA table_info(tasks)")}:
-            return 0.0, 0.0
-        today = _spent(connection, gateway, day.start, day.end)
-        this_month = _spent(connection, gateway, month.start, month.end)
+    today = _spent(connection, gateway, day.start, day.end)
+    this_month = _spent(connection, gateway, month.start, month.end)
     return round(today, 4), round(this_month, 4)
 
 
@@ -697,100 +616,33 @@ def _state_values(task: Task, now: float) -> tuple[Any, ...]:
     return (task.status, task.progress, task.video_url, task.expires_at, error, snapshot, task.model, now)
 
 
-def _unknown_submission_for(connection: sqlite3.Connection, task: Task, gateway: str, window: float) -> int | None:
+def _unknown_submission_for(connection: Connection, task: Task, gateway: str, window: float) -> int | None:
     if task.created_at is None:
         return None
-    rows = connection.execute(
+    query = (
         "SELECT id FROM tasks WHERE gateway = ? AND kind = ? AND state IN ('submitting', 'unknown') "
-        "AND submitted_at BETWEEN ? AND ? AND (? IS NULL OR model = ?) LIMIT 2",
-        (gateway, task.kind, task.created_at - window, task.created_at + 60, task.model, task.model),
-    ).fetchall()
+        "AND submitted_at BETWEEN ? AND ?"
+    )
+    values: tuple[Any, ...] = (gateway, task.kind, task.created_at - window, task.created_at + 60)
+    if task.model is not None:
+        query, values = query + " AND model = ?", (*values, task.model)
+    rows = connection.execute(query + " LIMIT 2", values).fetchall()
     return int(rows[0]["id"]) if len(rows) == 1 else None
 
 
-def _enable_wal(connection: sqlite3.Connection, busy_timeout: float) -> str:
-    """Switch to WAL and return the journal mode in force. Two processes opening a new file at once can make the
-    switch answer "database is locked" at once, without the busy handler waiting: retried until ``busy_timeout``."""
-    deadline = time.monotonic() + busy_timeout
-    while True:
-        try:
-            return str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)  # on the journal's worker thread, never the event loop
-
-
-@contextmanager
-def _immediate(connection: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction that takes the write lock at once (waiting up to ``busy_timeout`` for it)."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-
-
-def _migrate(connection: sqlite3.Connection, path: Path) -> None:
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
-        return
-    if version > SCHEMA_VERSION:
-        raise JournalError(
-            f"The task journal {path} was written by a newer sora-mcp (schema {version}; this one knows "
-            f"{SCHEMA_VERSION}). Upgrade sora-mcp, or set SORA_STATE_DIR to another directory.",
-            path=str(path),
-        )
-    with _immediate(connection):
-        found = connection.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
-        if found == 0:
-            _refuse_foreign_tables(connection, path)
-            for statement in _SCHEMA:
-                connection.execute(statement)
-        for target in range(max(found, 1) + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[target]:
-                connection.execute(statement)
-        if 0 < found < SCHEMA_VERSION:
-            logger.info("Upgraded the task journal %s from schema %d to %d", path, found, SCHEMA_VERSION)
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-_COLUMNS = frozenset(
-    {"id", "gateway", "state", "kind", "task_id", "tool", "request_hash", "arguments", "prompt", "model"}
-    | {"submitted_at", "owner_pid", "recorded_at", "updated_at", "unknown_reason", "status", "progress"}
-    | {"video_url", "expires_at", "error_message", "snapshot"}
-)
-
-
-def _refuse_foreign_tables(connection: sqlite3.Connection, path: Path) -> None:
-    """A file without our schema version but with a ``tasks`` table belongs to another program: never write
-    into it (``CREATE TABLE IF NOT EXISTS`` would keep its table, and creates would then fail unrecorded)."""
-    columns = {row[1] for row in connection.execute("PRAGMA table_info(tasks)")}
-    if columns and columns != _COLUMNS:
-        raise ForeignJournalError(
-            f"it holds a tasks table that is not sora-mcp's: columns {', '.join(sorted(columns))}"
-        )
-
-
-class ForeignJournalError(sqlite3.DatabaseError):
-    """The file is a SQLite database of another program."""
-
-
-def _fetch(connection: sqlite3.Connection, where: str, value: Any) -> JournalEntry:
+def _fetch(connection: Connection, where: str, value: Any) -> JournalEntry:
     entry = _fetch_or_none(connection, where, value)
     if entry is None:  # pragma: no cover - rows are read back inside the transaction that wrote them
-        raise sqlite3.DatabaseError(f"journal row vanished ({where} {value!r})")
+        raise LookupError(f"journal row vanished ({where} {value!r})")
     return entry
 
 
-def _fetch_or_none(connection: sqlite3.Connection, where: str, value: Any) -> JournalEntry | None:
+def _fetch_or_none(connection: Connection, where: str, value: Any) -> JournalEntry | None:
     row = connection.execute(f"SELECT * FROM tasks WHERE {where}", (value,)).fetchone()
     return None if row is None else _entry(row)
 
 
-def _snapshot(row: sqlite3.Row) -> Task | None:
+def _snapshot(row: Any) -> Task | None:
     """The stored ``Task``; should its JSON be unreadable (edited by hand?), the plain columns rebuild it."""
     if not row["snapshot"]:
         return None
@@ -810,7 +662,7 @@ def _snapshot(row: sqlite3.Row) -> Task | None:
     )
 
 
-def _entry(row: sqlite3.Row) -> JournalEntry:
+def _entry(row: Any) -> JournalEntry:
     snapshot = _snapshot(row)
     return JournalEntry(
         row_id=row["id"],
@@ -829,6 +681,7 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
         unknown_reason=row["unknown_reason"],
         snapshot=snapshot,
         cost_estimate_usd=row["cost_estimate_usd"],
+        owner_host=row["owner_host"],
     )
 
 

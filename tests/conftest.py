@@ -4,6 +4,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from fake_gateway import FakeGateway
 from mcp import Client
 from mcp.server import MCPServer
+from postgres import PostgresServer, find_bindir, running_server
 
 from sora_mcp.client import SoraClient
 from sora_mcp.config import Settings
@@ -104,3 +106,41 @@ def read_only_directory(directory: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run([chattr, "-i", str(directory)], check=True)
+
+
+# --------------------------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole run, started from a temporary directory on a free port. Skipped
+    where PostgreSQL is not installed, except on CI (``CI`` set), where its absence is a failure."""
+    if find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; .ci/run installs Debian's postgresql package")
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    directory = Path(tempfile.mkdtemp(prefix="sora-pg-"))
+    try:
+        with running_server(directory) as server:
+            yield server
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty database on the shared server (with its password)."""
+    return postgres.database()
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+"""The journal backends a parametrized test runs on."""
+
+
+@pytest.fixture(params=BACKENDS)
+def journal_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once per journal backend: with ``postgres``, ``SORA_DATABASE_URL`` names a new database, so
+    every server the test builds from the environment keeps its journal there."""
+    if request.param == "postgres":
+        monkeypatch.setenv("SORA_DATABASE_URL", request.getfixturevalue("database_url"))
+    return str(request.param)

@@ -1,8 +1,12 @@
-"""The SQLite task journal on its own: schema, write-ahead rows, the duplicate window, linking, broken files."""
+"""The task journal on its own: write-ahead rows, the duplicate window and linking on both backends (SQLite and
+PostgreSQL, parametrized by the ``journal_backend`` fixture); the SQLite file's own failures."""
 
 import contextlib
+import os
 import sqlite3
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -12,6 +16,7 @@ from fake_gateway import ManualClock
 from sora_mcp.create_requests import CharacterRequest, VideoRequest
 from sora_mcp.errors import JournalError
 from sora_mcp.journal import JOURNAL_FILENAME, SCHEMA_VERSION, Journal, Submission, journal_path
+from sora_mcp.journal_postgres import PostgresStore
 from sora_mcp.models import Task
 
 pytestmark = pytest.mark.anyio
@@ -26,10 +31,25 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def journal(state_dir: Path, clock: ManualClock) -> Journal:
-    journal = Journal(journal_path(state_dir), clock=clock)
+def new_journal(journal_backend: str, state_dir: Path) -> Callable[..., Journal]:
+    """Journals on the backend under test, all in the same place (one file, or one database)."""
+    url = os.environ.get("SORA_DATABASE_URL")
+
+    def new_journal(**options: Any) -> Journal:
+        if journal_backend == "postgres":
+            assert url is not None
+            return Journal(PostgresStore(url), **options)
+        return Journal(journal_path(state_dir), **options)
+
+    return new_journal
+
+
+@pytest.fixture
+async def journal(new_journal: Callable[..., Journal], clock: ManualClock) -> AsyncIterator[Journal]:
+    journal = new_journal(clock=clock)
     await journal.open()
-    return journal
+    yield journal
+    await journal.close()
 
 
 def video(prompt: str = "a cat surfing", **fields: object) -> Submission:
@@ -237,12 +257,11 @@ async def test_observe_updates_known_tasks_and_records_unknown_ones(journal: Jou
     assert (other.linked, other.entry.state, other.entry.kind) == (False, "observed", "character")
     assert (await journal.get("task_2")) == other.entry
     assert await journal.get("task_3") is None
-    with contextlib.closing(sqlite3.connect(journal.path)) as check:
-        assert check.execute("SELECT status, progress, video_url FROM tasks WHERE task_id = 'task_1'").fetchone() == (
-            "completed",
-            100,
-            "https://files.test/1.mp4",
-        )
+    row = await anyio.to_thread.run_sync(
+        journal.store.run,
+        lambda connection: connection.execute("SELECT * FROM tasks WHERE task_id = 'task_1'").fetchone(),
+    )
+    assert (row["status"], row["progress"], row["video_url"]) == ("completed", 100, "https://files.test/1.mp4")
 
 
 async def test_observe_links_a_task_to_the_single_matching_unknown_submission(
@@ -294,10 +313,11 @@ async def test_recent_filters_by_gateway_kind_and_status_newest_first(journal: J
     assert [row.prompt for row in await journal.recent(gateway="sandbox", limit=9)] == ["sandboxed"]
 
 
-async def test_concurrent_identical_claims_from_two_journals_create_one_row(state_dir: Path) -> None:
-    """Two connections to one file racing with the same request: exactly one new row, the rest see it."""
-    path = journal_path(state_dir)
-    journals = [Journal(path), Journal(path)]
+async def test_concurrent_identical_claims_from_two_journals_create_one_row(
+    new_journal: Callable[..., Journal],
+) -> None:
+    """Two connections to one journal racing with the same request: exactly one new row, the rest see it."""
+    journals = [new_journal(), new_journal()]
     outcomes: list[bool] = []
 
     async def claim(journal: Journal) -> None:

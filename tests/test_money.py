@@ -20,10 +20,13 @@ from pydantic import ValidationError
 from test_tasks import call, error_of, ok
 
 from sora_mcp.config import Settings, describe_settings_error
-from sora_mcp.journal import _SCHEMA, SCHEMA_VERSION, Journal, journal_path
+from sora_mcp.journal import SCHEMA_VERSION, Journal, journal_path
+from sora_mcp.journal_schema import sqlite_schema
 from sora_mcp.server import build_server
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("journal_backend")]
+"""Every test runs on both journal backends (SQLite and PostgreSQL) unless it names one."""
+SQLITE_ONLY = pytest.mark.parametrize("journal_backend", ["sqlite"], indirect=True)
 
 CREATE = "/v1/videos/generations"
 MODES = ["auto", "legacy"]
@@ -309,13 +312,14 @@ async def test_get_spending_without_budgets_shows_the_prices_and_no_caps(fake: F
 # --------------------------------------------------------------------------------------------- the journal
 
 
+@SQLITE_ONLY
 async def test_a_journal_of_schema_1_is_migrated_and_keeps_its_tasks(fake: FakeGateway, state_dir: Path) -> None:
     """A journal written by the previous release opens, gains the estimate column and the quotes table, keeps
     every task, and its old tasks count as unpriced spend."""
     path = journal_path(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(sqlite3.connect(path)) as old:
-        for statement in _SCHEMA:
+        for statement in sqlite_schema():
             old.execute(statement)
         old.execute(
             "INSERT INTO tasks (gateway, state, kind, task_id, tool, prompt, model, submitted_at, recorded_at, "
@@ -339,7 +343,7 @@ async def test_a_journal_of_schema_1_is_migrated_and_keeps_its_tasks(fake: FakeG
     assert spending["by_model"] == [{"model": "sora-2", "tasks": 1, "usd": 0.0}]
     assert "1 task(s) this month have no price" in spending["estimate_note"]
     with closing(sqlite3.connect(path)) as migrated:
-        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         columns = {row[1] for row in migrated.execute("PRAGMA table_info(tasks)")}
         assert "cost_estimate_usd" in columns
         assert migrated.execute("SELECT COUNT(*) FROM quotes").fetchone()[0] == 0

@@ -22,7 +22,9 @@ from mcp.types import CallToolResult, TextContent, TextResourceContents
 from sora_mcp.journal import Journal, journal_path
 from sora_mcp.server import build_server
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("journal_backend")]
+"""Every test runs on both journal backends (SQLite and PostgreSQL) unless it names one."""
+SQLITE_ONLY = pytest.mark.parametrize("journal_backend", ["sqlite"], indirect=True)
 
 CREATE = "/v1/videos/generations"
 VIDEO_STATUS = "/v1/videos/generations/"
@@ -392,6 +394,7 @@ async def test_the_task_resource_falls_back_to_the_journal_when_the_gateway_fail
 # --------------------------------------------------------------------------------------------- a broken journal
 
 
+@SQLITE_ONLY
 async def test_a_corrupt_journal_is_reported_while_get_task_and_create_keep_working(
     fake: FakeGateway, state_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -421,6 +424,7 @@ async def test_a_corrupt_journal_is_reported_while_get_task_and_create_keep_work
     )
 
 
+@SQLITE_ONLY
 async def test_a_journal_that_fails_after_working_refuses_to_spend_money(fake: FakeGateway, state_dir: Path) -> None:
     """If the write-ahead cannot be recorded by a journal that worked, nothing is sent and the error says why."""
     journal = Journal(journal_path(state_dir), busy_timeout=0.1)

@@ -21,7 +21,7 @@ from sora_mcp import __version__
 from sora_mcp.client import SoraClient
 from sora_mcp.config import Settings
 from sora_mcp.errors import JournalError
-from sora_mcp.journal import Journal, journal_path
+from sora_mcp.journal import Journal, journal_for
 from sora_mcp.server.guidance import INSTRUCTIONS
 from sora_mcp.server.prompts import register_prompts
 from sora_mcp.server.resources import RecentTasks, register_resources
@@ -55,7 +55,7 @@ def build_server(
     opened at start-up; if it cannot be, a warning goes to the log and the tools that need it say why, while
     ``get_task`` keeps working.
     """
-    journal = journal or Journal(journal_path(settings.state_dir), clock=clock)
+    journal = journal or journal_for(settings, clock=clock)
     # One scope for the server's life: SSE enters the lifespan once per connection.
     book = TaskBook(journal, settings, scope=gateway_scope(settings), clock=clock)
     lifespan = Lifespan(settings, book, client=client, http_client=http_client, clock=clock)

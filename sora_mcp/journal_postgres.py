@@ -1,0 +1,211 @@
+"""The journal's shared backend: one PostgreSQL database for every replica on every machine (``SORA_DATABASE_URL``).
+
+psycopg 3 and its connection pool, used synchronously on the journal's worker threads exactly as the SQLite
+backend is: the operations in ``journal.py`` are written once for both, and the event loop never waits on the
+database. (asyncpg would have needed a second, async copy of every operation.)
+
+- The tables live in the schema ``sora_mcp`` (created on the first start; every connection's ``search_path``
+  points there), so a database shared with other programs keeps its own ``tasks`` tables apart.
+- Every write transaction first takes one transaction-level advisory lock (``pg_advisory_xact_lock``), the
+  counterpart of SQLite's ``BEGIN IMMEDIATE``: the duplicate check, the quote, the budgets and the write-ahead row
+  of a create are one decision across all machines, so two identical creates through two replicas send one POST.
+- The schema is created and migrated under another advisory lock, so replicas starting at once migrate once.
+- ``statement_timeout`` bounds every statement, the wait for the write lock included (``busy_timeout``).
+- The database unreachable: each call fails within the connect timeout with the cause (refused, password,
+  missing database), read from one direct connection attempt; calls in the next second fail at once with the
+  same message. The pool reconnects in the background, and the first call after the database is back works.
+- The password never leaves this module: messages name the URL as ``postgresql://user:***@host/db``.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import psycopg
+import psycopg_pool
+from psycopg import errors
+from psycopg.rows import dict_row
+
+from sora_mcp.config import mask_database_url, redact
+from sora_mcp.errors import JournalError
+from sora_mcp.journal_schema import SCHEMA_VERSION, newer_schema_error, postgres_statements
+
+logger = logging.getLogger(__name__)
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # one line per reconnect attempt, without the cause
+
+T = TypeVar("T")
+
+SCHEMA = "sora_mcp"
+WRITE_LOCK = 0x736F_7261_0001
+"""The advisory lock every write transaction holds ("sora" and 1): writers of all replicas take turns."""
+MIGRATION_LOCK = 0x736F_7261_0002
+FAIL_FAST_SECONDS = 1.0
+"""After a failure to connect, calls within this many seconds fail at once instead of waiting again."""
+
+
+class PostgresStore:
+    """The journal in the PostgreSQL database at ``url``; at most ``pool_size`` connections."""
+
+    def __init__(
+        self, url: str, *, pool_size: int = 10, busy_timeout: float = 5.0, connect_timeout: float = 3.0
+    ) -> None:
+        self.where = mask_database_url(url)
+        self.ever_opened = False
+        self._url = url
+        self._password = urlsplit(url).password or None
+        self._pool_size = pool_size
+        self._busy_timeout = busy_timeout
+        self._connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+        self._migrated = False
+        self._down: tuple[float, JournalError] | None = None
+
+    def run(self, operation: Callable[[Any], T]) -> T:
+        """Run ``operation`` on a pooled connection (the schema created or migrated first); raises
+        ``JournalError``."""
+        down = self._down
+        if down is not None and time.monotonic() < down[0]:
+            raise down[1]
+        pool = self._open_pool()
+        try:
+            with pool.connection() as connection:
+                if not self._migrated:
+                    self._migrate(connection)
+                result = operation(_Connection(connection))
+        except psycopg.Error as exc:
+            error = self._error(exc)
+            if isinstance(exc, psycopg_pool.PoolTimeout):
+                self._down = (time.monotonic() + FAIL_FAST_SECONDS, error)
+            raise error from None
+        if self._down is not None:
+            logger.info("The task journal %s is reachable again", self.where)
+            self._down = None
+        self.ever_opened = True
+        return result
+
+    @staticmethod
+    @contextmanager
+    def write(connection: "_Connection") -> Iterator[None]:
+        """A transaction holding the write lock that every replica's writes take in turn."""
+        with connection.raw.transaction():
+            connection.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            yield
+
+    @staticmethod
+    def insert(connection: "_Connection", statement: str, values: tuple[Any, ...]) -> int:
+        """Run an ``INSERT`` and return the new row's id."""
+        return int(_one(connection.execute(statement + " RETURNING id", values))["id"])
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            self._migrated = False
+        if pool is not None:
+            pool.close(timeout=self._busy_timeout)
+
+    def _open_pool(self) -> "psycopg_pool.ConnectionPool[Any]":
+        with self._lock:
+            if self._pool is None:
+                timeout_ms = int(self._busy_timeout * 1000)
+                options = f"-c search_path={SCHEMA} -c statement_timeout={timeout_ms}"
+                options += f" -c idle_in_transaction_session_timeout={timeout_ms * 6}"
+                self._pool = psycopg_pool.ConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    open=False,
+                    timeout=self._connect_timeout,
+                    check=psycopg_pool.ConnectionPool.check_connection,
+                    name="sora-mcp-journal",
+                    kwargs=self._connect_arguments() | {"options": options},
+                )
+                self._pool.open(wait=False)  # start-up never waits for the database
+            return self._pool
+
+    def _connect_arguments(self) -> dict[str, Any]:
+        return {"autocommit": True, "row_factory": dict_row, "connect_timeout": max(2, round(self._connect_timeout))}
+
+    def _migrate(self, connection: "psycopg.Connection[Any]") -> None:
+        """Create the schema and tables, or bring them to this version; once, whoever starts at the same time."""
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            if _one(connection.execute("SELECT to_regnamespace(%s) AS found", (SCHEMA,)))["found"] is None:
+                connection.execute(f"CREATE SCHEMA {SCHEMA}")  # only when missing: it needs CREATE on the database
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.journal_schema (version INTEGER NOT NULL)")
+            found = _one(connection.execute(f"SELECT MAX(version) AS version FROM {SCHEMA}.journal_schema"))
+            version = found["version"] or 0
+            if version > SCHEMA_VERSION:
+                raise newer_schema_error(self.where, version, "or point SORA_DATABASE_URL at another database")
+            if version < SCHEMA_VERSION:
+                for statement in postgres_statements(version):
+                    connection.execute(statement)
+                connection.execute(f"DELETE FROM {SCHEMA}.journal_schema")
+                connection.execute(f"INSERT INTO {SCHEMA}.journal_schema VALUES (%s)", (SCHEMA_VERSION,))
+                action = "Created" if version == 0 else f"Upgraded from schema {version}"
+                logger.info("%s the task journal in %s (schema %d)", action, self.where, SCHEMA_VERSION)
+        self._migrated = True
+
+    def _error(self, exc: psycopg.Error) -> JournalError:
+        """A ``JournalError`` naming the database (password masked), what went wrong and the fix."""
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            exc = self._why_not_connected() or exc
+        problem, fix = _advice(exc, self._busy_timeout)
+        message = redact(f"The task journal {self.where} {problem}. {fix}.", self._password)
+        return JournalError(message, path=self.where)
+
+    def _why_not_connected(self) -> psycopg.Error | None:
+        """The pool only says it timed out: one direct attempt tells whether the server refused, the password
+        was wrong or the database is missing."""
+        try:
+            psycopg.connect(self._url, **self._connect_arguments()).close()
+        except psycopg.Error as exc:
+            return exc
+        return None
+
+
+def _advice(exc: psycopg.Error, busy_timeout: float) -> tuple[str, str]:
+    """What went wrong, and what fixes it."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, errors.InvalidPassword | errors.InvalidAuthorizationSpecification):
+        return f"refused the login ({detail})", "Check the user and password in SORA_DATABASE_URL"
+    if isinstance(exc, errors.InvalidCatalogName):
+        return f"does not exist ({detail})", "Create the database (see the README, Several machines) or fix its name"
+    if isinstance(exc, errors.InsufficientPrivilege):
+        fix = "Grant the role CREATE on the database, or create the schema sora_mcp owned by the role (README)"
+        return f"is not writable for this role ({detail})", fix
+    if isinstance(exc, errors.QueryCanceled | errors.LockNotAvailable):
+        fix = "Try again in a moment; if it persists, look for a session holding locks (pg_stat_activity)"
+        return f"did not answer within {busy_timeout:g} s ({detail})", fix
+    if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.OperationalError):
+        fix = "Check that PostgreSQL runs and that this machine can reach it (SORA_DATABASE_URL); sora-mcp "
+        fix += "reconnects by itself once it is back"
+        return f"cannot be reached ({detail})", fix
+    return f"failed ({exc.sqlstate or type(exc).__name__}: {detail})", "Check the database and its log"
+
+
+class _Connection:
+    """A pooled connection that takes the ``?`` placeholders the journal's statements are written with."""
+
+    def __init__(self, raw: "psycopg.Connection[Any]") -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Any = (), /) -> "psycopg.Cursor[Any]":
+        return self.raw.execute(_placeholders(sql), parameters)
+
+
+def _one(cursor: "psycopg.Cursor[Any]") -> Any:
+    row = cursor.fetchone()
+    assert row is not None  # statements that always return one row
+    return row
+
+
+@lru_cache(maxsize=256)
+def _placeholders(sql: str) -> str:
+    """``?`` as psycopg's ``%s`` (the statements hold no other ``?`` or ``%``)."""
+    return sql.replace("%", "%%").replace("?", "%s")
