@@ -39,12 +39,13 @@ from sora_mcp.errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    JournalError,
     NotFoundError,
     PaymentRequiredError,
     PermissionDeniedError,
     RateLimitError,
 )
-from sora_mcp.journal import default_state_dir
+from sora_mcp.journal import DriverMissingError, default_state_dir, journal_path
 
 PROBE_TASK_ID = "sora-mcp-doctor-probe-0000000000"
 """A well-formed task id the gateway never issues (its ids start with ``task_`` or ``video_``)."""
@@ -102,6 +103,8 @@ async def diagnose(settings: Settings, *, http_client: httpx2.AsyncClient | None
     checks.append(_check_base_url(settings))
     checks.append(await check_gateway(settings, http_client=http_client))
     checks.extend(check_directory(variable, path) for variable, path in directory_settings(settings))
+    if (database := await check_database(settings)) is not None:
+        checks.append(database)
     checks.extend(await check_spending(settings))
     checks.append(await check_server(settings))
     return [Check(check.status, check.subject, redact(check.detail, settings.maskable_key)) for check in checks]
@@ -256,9 +259,7 @@ def check_directory(variable: str, path: Path) -> Check:
 async def check_spending(settings: Settings) -> list[Check]:
     """The price table, the confirmation threshold, the budgets and today's estimated spend. The journal is read
     read-only: the doctor neither creates nor upgrades it (the server does, at start-up)."""
-    from sora_mcp.journal import journal_path, read_spend
     from sora_mcp.spending import CHARACTER_PRICE, usd
-    from sora_mcp.tasks import gateway_scope
 
     priced = [f"{name} {usd(price)}/s" for name, price in settings.prices.items() if name != CHARACTER_PRICE]
     character = settings.prices.get(CHARACTER_PRICE)
@@ -270,18 +271,50 @@ async def check_spending(settings: Settings) -> list[Check]:
         f"{name} {usd(limit)}" if limit is not None else f"{name} none"
         for name, limit in (("daily", settings.budget_daily_usd), ("monthly", settings.budget_monthly_usd))
     )
-    path = journal_path(settings.state_dir)
     try:
-        spent = await anyio.to_thread.run_sync(
-            lambda: read_spend(path, gateway=gateway_scope(settings), now=time.time())
-        )
-    except sqlite3.Error as exc:
-        checks.append(Check("WARN", "spending", f"cannot read {path} ({exc}); budgets: {budgets}; {confirmation}"))
+        spent = await anyio.to_thread.run_sync(read_spending, settings)
+    except (sqlite3.Error, JournalError, DriverMissingError) as exc:
+        where = journal_path(settings.state_dir) if settings.database_url is None else "the database"
+        checks.append(Check("WARN", "spending", f"cannot read {where} ({exc}); budgets: {budgets}; {confirmation}"))
         return checks
     today, this_month = spent
     detail = f"spent {usd(today)} today and {usd(this_month)} this month (estimates); budgets: {budgets}"
     checks.append(Check("OK", "spending", f"{detail}; {confirmation}"))
     return checks
+
+
+def read_spending(settings: Settings) -> tuple[float, float]:
+    """Today's and this month's estimated spend, from the journal ``settings`` name (read-only)."""
+    from sora_mcp.journal import load_postgres, read_spend
+    from sora_mcp.tasks import gateway_scope
+
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+        spent: tuple[float, float] = load_postgres().inspect(url, gateway=gateway_scope(settings), now=time.time())[1]
+        return spent
+    return read_spend(journal_path(settings.state_dir), gateway=gateway_scope(settings), now=time.time())
+
+
+async def check_database(settings: Settings) -> Check | None:
+    """With ``SORA_DATABASE_URL``: whether PostgreSQL answers and holds a journal this sora-mcp can use."""
+    if settings.database_url is None:
+        return None
+    from sora_mcp.config import mask_database_url
+    from sora_mcp.journal import load_postgres
+    from sora_mcp.journal_schema import SCHEMA_VERSION
+
+    url = settings.database_url.get_secret_value()
+    where = mask_database_url(url)
+    try:
+        inspect = load_postgres().inspect
+        version, _ = await anyio.to_thread.run_sync(lambda: inspect(url, gateway="", now=time.time()))
+    except (DriverMissingError, JournalError) as exc:
+        return Check("FAIL", "SORA_DATABASE_URL", str(exc))
+    if version > SCHEMA_VERSION:
+        detail = f"{where} holds a journal of a newer sora-mcp (schema {version}; this one knows {SCHEMA_VERSION})"
+        return Check("FAIL", "SORA_DATABASE_URL", f"{detail}: upgrade sora-mcp")
+    state = f"journal schema {version}" if version else "no journal yet; the server creates it at start-up"
+    return Check("OK", "SORA_DATABASE_URL", f"PostgreSQL at {where} answers: {state} (shared by every replica)")
 
 
 async def check_server(settings: Settings) -> Check:

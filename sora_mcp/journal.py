@@ -38,6 +38,8 @@ from sora_mcp.models import Task, TaskError, TaskKind, TaskStatus
 from sora_mcp.spending import day_and_month, over_budget
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from sora_mcp.config import Settings
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalEntry", "Submission"]
@@ -103,16 +105,23 @@ def journal_for(settings: "Settings", *, clock: Callable[[], float] = time.time)
     state directory. The PostgreSQL driver is imported only then (stdio start-up never pays for it)."""
     if settings.database_url is None:
         return Journal(journal_path(settings.state_dir), clock=clock)
+    postgres = load_postgres()
+    store = postgres.PostgresStore(settings.database_url.get_secret_value(), pool_size=settings.database_pool_size)
+    return Journal(store, clock=clock)
+
+
+def load_postgres() -> "ModuleType":
+    """``sora_mcp.journal_postgres``, or ``DriverMissingError`` saying how to install its driver."""
+    import importlib
+
     try:
-        from sora_mcp.journal_postgres import PostgresStore
+        return importlib.import_module("sora_mcp.journal_postgres")
     except ImportError as exc:
         raise DriverMissingError(
             f"SORA_DATABASE_URL is set, but the PostgreSQL driver is not installed ({exc.name} is missing): "
             "install sora-mcp with its postgres extra (pip install 'sora-mcp[postgres]'), or unset "
             "SORA_DATABASE_URL to keep the journal in a local SQLite file."
         ) from None
-    store = PostgresStore(settings.database_url.get_secret_value(), pool_size=settings.database_pool_size)
-    return Journal(store, clock=clock)
 
 
 class DriverMissingError(RuntimeError):

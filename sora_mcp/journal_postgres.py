@@ -172,9 +172,13 @@ class PostgresStore:
 def _advice(exc: psycopg.Error, busy_timeout: float) -> tuple[str, str]:
     """What went wrong, and what fixes it."""
     detail = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, errors.InvalidPassword | errors.InvalidAuthorizationSpecification):
+    # A failed connection carries no SQLSTATE, only the server's words (English unless lc_messages says else).
+    login = ("password authentication failed", "no pg_hba.conf entry", 'role "')
+    if isinstance(exc, errors.InvalidPassword | errors.InvalidAuthorizationSpecification) or any(
+        words in detail for words in login
+    ):
         return f"refused the login ({detail})", "Check the user and password in SORA_DATABASE_URL"
-    if isinstance(exc, errors.InvalidCatalogName):
+    if isinstance(exc, errors.InvalidCatalogName) or ('database "' in detail and "does not exist" in detail):
         return f"does not exist ({detail})", "Create the database (see the README, Several machines) or fix its name"
     if isinstance(exc, errors.InsufficientPrivilege):
         fix = "Grant the role CREATE on the database, or create the schema sora_mcp owned by the role (README)"
@@ -209,3 +213,24 @@ def _one(cursor: "psycopg.Cursor[Any]") -> Any:
 def _placeholders(sql: str) -> str:
     """``?`` as psycopg's ``%s`` (the statements hold no other ``?`` or ``%``)."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def inspect(url: str, *, gateway: str, now: float) -> tuple[int, tuple[float, float]]:
+    """The journal's schema version (0: not created yet) and today's and this month's estimated spend, read
+    without creating or migrating anything (``sora-mcp doctor``). Raises ``JournalError``."""
+    from sora_mcp.journal import spend_of
+
+    store = PostgresStore(url)
+    options = f"-c search_path={SCHEMA} -c statement_timeout={int(store._busy_timeout * 1000)}"
+    try:
+        with psycopg.connect(url, **store._connect_arguments(), options=options) as connection:
+            table = _one(connection.execute("SELECT to_regclass(%s) AS found", (f"{SCHEMA}.journal_schema",)))
+            if table["found"] is None:
+                return 0, (0.0, 0.0)
+            version = _one(connection.execute(f"SELECT MAX(version) AS version FROM {SCHEMA}.journal_schema"))
+            found = int(version["version"] or 0)
+            if found < 2:  # before estimates
+                return found, (0.0, 0.0)
+            return found, spend_of(_Connection(connection), gateway=gateway, now=now)
+    except psycopg.Error as exc:
+        raise store._error(exc) from None

@@ -1,5 +1,8 @@
 """The task journal across real server processes (``python -m sora_mcp`` over stdio) and real HTTP to the fake
-gateway: a task survives SIGKILL, two processes share one journal, a broken journal is reported at start-up."""
+gateway: a task survives SIGKILL, two processes share one journal, a broken journal is reported at start-up.
+
+The shared-journal tests run on both backends: on PostgreSQL each process has a state directory of its own, as
+replicas on different machines do, and only the database (``SORA_DATABASE_URL``) joins them."""
 
 import itertools
 import json
@@ -7,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +53,23 @@ def server_env(url: str, state_dir: Path) -> dict[str, str]:
     }
 
 
-def stdio_server(url: str, state_dir: Path) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "sora_mcp"], env=server_env(url, state_dir))
+def stdio_server(env: dict[str, str]) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "sora_mcp"], env=env)
+
+
+@pytest.fixture
+def replica_env(journal_backend: str, state_dir: Path) -> Callable[[str, str], dict[str, str]]:
+    """``replica_env(url, name)``: the environment of server ``name``. SQLite: one state directory for all.
+    PostgreSQL: a state directory per name, one database."""
+    database_url = os.environ.get("SORA_DATABASE_URL")
+
+    def replica_env(url: str, name: str) -> dict[str, str]:
+        if journal_backend == "sqlite":
+            return server_env(url, state_dir)
+        assert database_url is not None
+        return {**server_env(url, state_dir / name), "SORA_DATABASE_URL": database_url}
+
+    return replica_env
 
 
 def write_file(path: Path, data: bytes | None) -> None:
@@ -138,16 +156,16 @@ async def raw_server(env: dict[str, str]) -> AsyncIterator[RawServer]:
 
 
 async def test_a_task_survives_sigkill_of_the_server_and_a_new_server_finishes_it(
-    gateway: tuple[FakeGateway, str], state_dir: Path
+    gateway: tuple[FakeGateway, str], replica_env: Callable[[str, str], dict[str, str]]
 ) -> None:
     """Create over stdio, SIGKILL the server, start another: list_tasks shows the task, get_task completes it."""
     fake, url = gateway
     with anyio.fail_after(30):
-        async with raw_server(server_env(url, state_dir)) as first:
+        async with raw_server(replica_env(url, "first")) as first:
             created = (await first.call_tool("create_video", {"prompt": "a cat on a skateboard"}))["structuredContent"]
             first.process.send_signal(signal.SIGKILL)
             assert await first.process.wait() == -signal.SIGKILL
-        async with Client(stdio_server(url, state_dir)) as second:
+        async with Client(stdio_server(replica_env(url, "second"))) as second:
             listed = structured(await second.call_tool("list_tasks", {}))["tasks"]
             done = structured(await second.call_tool("get_task", {"task_id": created["task_id"], "wait_seconds": 20}))
             after = structured(await second.call_tool("list_tasks", {}))["tasks"]
@@ -162,13 +180,13 @@ async def test_a_task_survives_sigkill_of_the_server_and_a_new_server_finishes_i
 
 
 async def test_a_server_killed_while_creating_leaves_an_outcome_unknown_submission(
-    gateway: tuple[FakeGateway, str], state_dir: Path
+    gateway: tuple[FakeGateway, str], replica_env: Callable[[str, str], dict[str, str]]
 ) -> None:
     """SIGKILL while the create POST is in flight: the next server lists it as a submission with unknown outcome."""
     fake, url = gateway
     fake.hang("POST", CREATE)
     with anyio.fail_after(30):
-        async with raw_server(server_env(url, state_dir)) as first:
+        async with raw_server(replica_env(url, "first")) as first:
             await first.start_request("tools/call", {"name": "create_video", "arguments": {"prompt": "a lost cat"}})
             for _ in itertools.count():  # until the POST reached the gateway (which holds it unanswered)
                 if any(r.method == "POST" for r in fake.requests):
@@ -176,7 +194,7 @@ async def test_a_server_killed_while_creating_leaves_an_outcome_unknown_submissi
                 await anyio.sleep(0.05)
             first.process.send_signal(signal.SIGKILL)
             await first.process.wait()
-        async with Client(stdio_server(url, state_dir)) as second:
+        async with Client(stdio_server(replica_env(url, "second"))) as second:
             (lost,) = structured(await second.call_tool("list_tasks", {}))["tasks"]
             again = structured(await second.call_tool("create_video", {"prompt": "a lost cat"}))
     assert (lost["outcome_unknown"], lost["prompt"], "task_id" in lost) == (True, "a lost cat", False)
@@ -186,7 +204,7 @@ async def test_a_server_killed_while_creating_leaves_an_outcome_unknown_submissi
 
 
 async def test_two_server_processes_share_one_journal_without_losing_or_duplicating_rows(
-    gateway: tuple[FakeGateway, str], state_dir: Path
+    gateway: tuple[FakeGateway, str], replica_env: Callable[[str, str], dict[str, str]]
 ) -> None:
     """Two stdio servers create concurrently (distinct and identical requests): every task once, both list all."""
     fake, url = gateway
@@ -194,7 +212,7 @@ async def test_two_server_processes_share_one_journal_without_losing_or_duplicat
     with anyio.fail_after(60):
         async with AsyncExitStack() as stack:
             clients = {
-                name: await stack.enter_async_context(Client(stdio_server(url, state_dir), mode=mode))
+                name: await stack.enter_async_context(Client(stdio_server(replica_env(url, name)), mode=mode))
                 for name, mode in (("a", "auto"), ("b", "legacy"))
             }
 

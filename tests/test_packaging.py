@@ -101,12 +101,12 @@ def test_the_readme_proves_ownership_of_the_registry_name() -> None:
 
 def test_server_json_lists_exactly_the_variables_the_settings_read() -> None:
     """environmentVariables are SORA_<field> per Settings field, with the code's defaults; exactly the secrets
-    (the gateway key and the HTTP token) are secret."""
+    (the gateway key, the HTTP token, the state key, the database URL with its password) are secret."""
     [package] = server_json()["packages"]
     variables = {variable["name"]: variable for variable in package["environmentVariables"]}
     assert set(variables) == SETTINGS_VARIABLES
     secrets = {name for name, variable in variables.items() if variable.get("isSecret")}
-    expected_secrets = {"SORA_API_KEY", "SORA_MCP_AUTH_TOKEN", "SORA_MCP_STATE_KEY"}
+    expected_secrets = {"SORA_API_KEY", "SORA_MCP_AUTH_TOKEN", "SORA_MCP_STATE_KEY", "SORA_DATABASE_URL"}
     assert secrets == {ENV_PREFIX + name.upper() for name in SECRET_FIELDS} == expected_secrets
     for name, field in Settings.model_fields.items():
         variable = variables[ENV_PREFIX + name.upper()]
