@@ -11,7 +11,8 @@ Every figure is a median (min-max) over repeated runs, next to its reference fro
 3. ``get_task`` throughput over Streamable HTTP with 1, 10 and 100 concurrent clients vs the bare server;
 4. resident memory idle and after 1,000 calls vs the bare server;
 5. agent economy: tool calls and bytes of tool output from create to a completed 3-minute task (time-scaled),
-   polling at ``next_poll_seconds`` vs ``get_task(wait_seconds=...)``.
+   polling at ``next_poll_seconds`` vs ``get_task(wait_seconds=...)``;
+6. creates + lists per second through 1 and 4 stateless replicas on SQLite and on PostgreSQL (``replicas.py``).
 
 The gateway is the sandbox simulator in its own process on loopback (``bench/gateway.py``).
 """
@@ -31,7 +32,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 import anyio
 import httpx2
 from mcp import Client, StdioServerParameters
+from replicas import replica_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -118,6 +120,18 @@ def stdio(command: list[str], env: dict[str, str]) -> StdioServerParameters:
 
 def sora_http(port: int) -> list[str]:
     return [PY, "-m", "sora_mcp", "--transport", "streamable-http", "--port", str(port)]
+
+
+@contextmanager
+def stateless_replicas(env: dict[str, str], count: int) -> Iterator[list[str]]:
+    """``count`` sora-mcp processes serving Streamable HTTP with ``--stateless``; their MCP URLs."""
+    with ExitStack() as stack:
+        urls = []
+        for _ in range(count):
+            port = free_port()
+            stack.enter_context(background([*sora_http(port), "--stateless"], env, port))
+            urls.append(f"http://127.0.0.1:{port}/mcp")
+        yield urls
 
 
 def bare_http(port: int) -> list[str]:
@@ -574,6 +588,10 @@ async def run(quick: bool, output: Path, baseline: Path | None = None) -> None:
         used = economy[strategy]
         rows.append(f"| {label} | {used.calls} | {used.output_bytes} B | {used.largest} B |")
     rows.append(f"\n{note}\n")
+
+    print("6. replicas", file=sys.stderr)
+    with background([PY, str(BENCH / "gateway.py"), str(gateway_port)], env, gateway_port):
+        rows.extend(await replica_rows(stateless_replicas, env, quick))
 
     header = [
         "# Benchmarks",
