@@ -584,12 +584,13 @@ def test_options_the_transport_would_ignore_are_usage_errors(
 
 @pytest.mark.slow
 def test_the_stdio_path_imports_only_what_start_up_needs() -> None:
-    """Building the stdio server imports neither sora_mcp's HTTP transports, nor the sandbox, nor the download code
-    (loaded on first use): every import is start-up time in the user's editor."""
+    """Building the stdio server imports neither sora_mcp's HTTP transports and OAuth (nor PyJWT), nor the sandbox,
+    nor the download code (loaded on first use): every import is start-up time in the user's editor."""
     code = (
         "import sys, sora_mcp.__main__, sora_mcp.server, sora_mcp.config\n"
         "sora_mcp.server.build_server(sora_mcp.config.Settings())\n"
-        "print(sorted(m for m in ('sora_mcp.http', 'sora_mcp.sandbox', 'sora_mcp.download') if m in sys.modules))"
+        "modules = ('sora_mcp.http', 'sora_mcp.oauth', 'jwt', 'sora_mcp.sandbox', 'sora_mcp.download')\n"
+        "print(sorted(m for m in modules if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.stdout.strip() == "[]", result.stderr
