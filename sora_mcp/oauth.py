@@ -461,7 +461,7 @@ def parse_jwks(document: dict[str, Any]) -> tuple[SigningKey, ...]:
             continue
         try:
             jwk = PyJWK(entry)
-        except (PyJWTError, ValueError, TypeError):
+        except (PyJWTError, ValueError, TypeError, KeyError):
             continue
         algorithms = _key_algorithms(entry)
         if algorithms:

@@ -41,7 +41,7 @@ from starlette.routing import Route
 from sora_mcp.config import Settings, describe_settings_error
 from sora_mcp.embedded import serve_app
 from sora_mcp.http import HttpConfigError, check_exposure, create_app
-from sora_mcp.oauth import REFETCH_SECONDS, JwtVerifier, ResourceServer, TokenRejected
+from sora_mcp.oauth import REFETCH_SECONDS, JwtVerifier, ResourceServer, TokenRejected, parse_jwks
 
 pytestmark = pytest.mark.anyio
 
@@ -455,6 +455,31 @@ async def test_a_hanging_issuer_is_abandoned_at_the_deadline(issuer: FakeIssuer)
     async with verifier_for(issuer, [0.0], deadline_seconds=0.3) as verifier:
         with anyio.fail_after(3), pytest.raises(TokenRejected, match="did not answer in time"):
             await verifier.verify(issuer.mint())
+
+
+def test_only_usable_signing_keys_of_a_jwks_are_kept() -> None:
+    """Encryption keys, symmetric keys, malformed or unknown entries and keys whose alg does not fit their type are
+    skipped, never a crash; a key without alg may verify what its type allows."""
+    rsa_without_alg = {name: value for name, value in RSA.public_jwk.items() if name != "alg"}
+    document = {
+        "keys": [
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+            {**RSA.public_jwk, "kid": "enc", "use": "enc"},
+            {**RSA.public_jwk, "kid": "confused", "alg": "HS256"},
+            {**EC.public_jwk, "kid": "wrong-curve", "alg": "ES384"},
+            {"kty": "RSA", "kid": "broken", "n": 5},
+            {"kty": ["EC"], "crv": {}},
+            "not a key",
+            rsa_without_alg,
+            EC.public_jwk,
+        ]
+    }
+    keys = parse_jwks(document)
+    assert [(key.kid, key.algorithms) for key in keys] == [
+        ("rsa-1", ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")),
+        ("ec-1", ("ES256",)),
+    ]
+    assert parse_jwks({"keys": "none"}) == parse_jwks({}) == ()
 
 
 # --------------------------------------------------------------------------------------------- the key cache
