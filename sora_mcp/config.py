@@ -8,9 +8,9 @@ in step. Invalid values stop the server before it serves anything, with a messag
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sora_mcp.spending import DEFAULT_PRICES, check_prices
@@ -25,12 +25,17 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 _HOST_PATTERN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:([0-9]{1,5}|\*))?")
 _ORIGIN_PATTERN = re.compile(r"https?://" + _HOST_PATTERN.pattern)
+_SCOPE_PATTERN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+"""An OAuth scope token (RFC 6749 section 3.3): printable ASCII without spaces, quotes or backslashes."""
+_OAUTH_DETAILS = ("mcp_oauth_audience", "mcp_oauth_scopes", "mcp_oauth_jwks_url")
 
 
 class Settings(BaseSettings):
     """Runtime configuration of the server and of the gateway client."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # url_preserve_empty_path: an issuer URL is compared with its tokens' ``iss`` as written, so
+    # https://accounts.google.com must not become https://accounts.google.com/.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True, url_preserve_empty_path=True)
 
     @classmethod
     def settings_customise_sources(
@@ -155,6 +160,30 @@ class Settings(BaseSettings):
     progress. Unset: 1000, or less under a low file-descriptor limit (160 at ``ulimit -n 256``), so the gateway
     client and the journal always have descriptors left."""
 
+    # OAuth 2.1 resource server (sora_mcp/oauth.py): access tokens from an existing authorization server.
+
+    mcp_public_url: AnyHttpUrl | None = None
+    """The URL clients use for the MCP endpoint, as they see it (``https://mcp.example.com/mcp``, behind any
+    proxy): the OAuth resource this server is, named in its protected-resource metadata and, by default, the
+    audience its access tokens must carry. Required with ``mcp_oauth_issuer``; ``https`` unless loopback."""
+
+    mcp_oauth_issuer: AnyHttpUrl | None = None
+    """Issuer URL of the OAuth 2.1 / OpenID Connect authorization server whose access tokens are accepted, exactly
+    as it names itself (its tokens' ``iss``), e.g. ``https://tenant.auth0.com/``. Turns the resource server on:
+    protected-resource metadata, ``401`` challenges, JWT verification against the issuer's keys. ``https``
+    unless loopback."""
+
+    mcp_oauth_audience: str | None = None
+    """The audience (``aud``) an access token must name; unset: ``mcp_public_url``."""
+
+    mcp_oauth_scopes: Annotated[tuple[str, ...], NoDecode] = ()
+    """Scopes every access token must carry (``scope`` or ``scp`` claim), comma-separated; published as
+    ``scopes_supported``. A token without one of them gets ``403 insufficient_scope``."""
+
+    mcp_oauth_jwks_url: AnyHttpUrl | None = None
+    """Where the issuer publishes its signing keys (a JWK Set); unset: the ``jwks_uri`` of the issuer's discovery
+    document (``/.well-known/openid-configuration``, else ``/.well-known/oauth-authorization-server``)."""
+
     @field_validator("prices", mode="before")
     @classmethod
     def _parse_prices(cls, value: Any) -> Any:
@@ -223,7 +252,7 @@ class Settings(BaseSettings):
     def max_image_bytes(self) -> int:
         return int(self.max_image_mb * 1024 * 1024)
 
-    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "mcp_oauth_scopes", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -245,6 +274,50 @@ class Settings(BaseSettings):
             if not _ORIGIN_PATTERN.fullmatch(origin):
                 raise ValueError(f"{origin!r} is not an origin such as https://app.example.com (no path)")
         return value
+
+    @field_validator("mcp_oauth_scopes")
+    @classmethod
+    def _check_scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for scope in value:
+            if not _SCOPE_PATTERN.fullmatch(scope):
+                raise ValueError(f"{scope!r} is not an OAuth scope (printable ASCII, no quotes or backslashes)")
+        return value
+
+    @field_validator("mcp_public_url", "mcp_oauth_issuer", "mcp_oauth_jwks_url", "mcp_oauth_audience", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("mcp_public_url", "mcp_oauth_issuer", "mcp_oauth_jwks_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        """Tokens and keys over plain HTTP could be read or replaced on the way; loopback is for tests and
+        for an issuer on the same machine."""
+        if value is None:
+            return None
+        if value.scheme != "https" and not is_loopback(value.host or ""):
+            raise ValueError("must be an https URL (http only with a loopback host such as 127.0.0.1)")
+        if value.query is not None or value.fragment is not None:
+            raise ValueError("must have no query or fragment")
+        return value
+
+    @model_validator(mode="after")
+    def _oauth_complete(self) -> Self:
+        if self.mcp_oauth_issuer is None:
+            stray = [ENV_PREFIX + name.upper() for name in _OAUTH_DETAILS if getattr(self, name)]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} set without SORA_MCP_OAUTH_ISSUER: set the issuer whose access tokens "
+                    "this server accepts, or unset them"
+                )
+        elif self.mcp_public_url is None:
+            raise ValueError(
+                "SORA_MCP_OAUTH_ISSUER needs SORA_MCP_PUBLIC_URL: the URL clients use for this server's MCP "
+                "endpoint (e.g. https://mcp.example.com/mcp), the resource its access tokens are issued for"
+            )
+        return self
 
     @field_validator("api_key", "mcp_auth_token")
     @classmethod
@@ -299,7 +372,10 @@ def settings_error_lines(error: ValidationError) -> list[str]:
     """One ``SORA_<FIELD>: <problem> (got <value>)`` line per invalid variable; secrets' values are never shown."""
     lines = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else "?"
+        if not item["loc"]:  # a rule across variables: its message names them
+            lines.append(str(item["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(item["loc"][0])
         variable = ENV_PREFIX + field.upper()
         shown: Any = item.get("input")
         got = "" if field in SECRET_FIELDS or shown is None or isinstance(shown, dict) else f" (got {shown!r})"

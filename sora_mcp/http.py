@@ -5,7 +5,8 @@
 
 - ``GET /healthz``: ``200 {"status": "ok", "version": ..., "transport": ...}``, without authentication;
 - the MCP endpoint: ``/mcp`` (Streamable HTTP) or ``/sse`` + ``/messages/`` (SSE). Requests pass, in order, the
-  bearer-token check (``SORA_MCP_AUTH_TOKEN``, constant-time) or, without a token, the loopback-only check; then
+  bearer-token check (``SORA_MCP_AUTH_TOKEN``, constant-time; with ``SORA_MCP_OAUTH_ISSUER``, OAuth access tokens
+  too, see :mod:`sora_mcp.oauth`) or, without either, the loopback-only check; then
   the SDK's DNS-rebinding protection, always configured explicitly (loopback plus ``SORA_MCP_ALLOWED_HOSTS``),
   and its 4 MiB body limit. Every refusal on the way is answered as a JSON-RPC error (:class:`JsonRpcErrors`).
 
@@ -43,6 +44,7 @@ from sora_mcp.client import SoraClient
 from sora_mcp.config import LOOPBACK_NAMES, Settings, describe_settings_error, is_loopback
 from sora_mcp.connections import BudgetedSocket, ConnectionLimits, QuietBudgetPauses, guarded_protocol
 from sora_mcp.embedded import listen
+from sora_mcp.oauth import JwtVerifier, OAuthBearerAuth, ResourceServer, bearer_credentials
 from sora_mcp.server import build_server, open_client
 
 logger = logging.getLogger(__name__)
@@ -129,7 +131,12 @@ def create_app(
         )
         endpoint = f"{sse_path} (messages to {message_path})"
         mcp_app = SseConnectionCheck(mcp_app, security, sse_path)
-    if settings.mcp_auth_token is not None:
+    resource_server = ResourceServer.from_settings(settings, mcp_path if transport == "streamable-http" else sse_path)
+    verifier: JwtVerifier | None = None
+    if resource_server is not None:
+        verifier = JwtVerifier(resource_server)
+        mcp_app = OAuthBearerAuth(mcp_app, resource_server, verifier, settings.mcp_auth_token)
+    elif settings.mcp_auth_token is not None:
         mcp_app = BearerTokenAuth(mcp_app, settings.mcp_auth_token)
     elif not settings.mcp_allow_unauthenticated:
         mcp_app = LoopbackOnly(mcp_app)
@@ -140,6 +147,8 @@ def create_app(
         async with AsyncExitStack() as stack:
             gateway.client = await stack.enter_async_context(open_client(settings))
             stack.callback(setattr, gateway, "client", None)
+            if verifier is not None:
+                await stack.enter_async_context(verifier)  # its one HTTP client, for the issuer's keys
             if transport == "streamable-http":
                 # A mounted app's own lifespan never runs: the host runs the session manager (and so the MCP
                 # server's lifespan, once for the process).
@@ -158,7 +167,9 @@ def create_app(
         return JSONResponse({"status": "ok", "version": __version__, "transport": transport})
 
     routes: list[Route | Mount] = [Route(HEALTH_PATH, health, methods=["GET"])]
-    if settings.mcp_auth_token is not None:
+    if resource_server is not None:  # the metadata; the authorization server's own paths are the issuer's
+        routes.extend([*resource_server.metadata_routes(), *no_oauth_routes(resource_server.not_here)])
+    elif settings.mcp_auth_token is not None:
         routes.extend(no_oauth_routes())
     app = Starlette(routes=[*routes, Mount("/", app=mcp_app)], lifespan=lifespan)
     app.state.gateway = gateway
@@ -179,12 +190,14 @@ NO_OAUTH = (
 )
 
 
-def no_oauth_routes() -> list[Route]:
+def no_oauth_routes(message: str = NO_OAUTH) -> list[Route]:
     """With only the static token, OAuth discovery answers 404, not 401: a client that finds no metadata does not
-    start an OAuth flow that cannot end (Claude Code reported "Dynamic Client Registration rejected (HTTP 401)")."""
+    start an OAuth flow that cannot end (Claude Code reported "Dynamic Client Registration rejected (HTTP 401)").
+    With OAuth on, these paths answer 404 too, except the protected-resource metadata (served first): ``message``
+    then says where the authorization server is."""
 
     async def not_offered(_: Request) -> Response:
-        return JSONResponse({"error": "not_found", "error_description": NO_OAUTH}, status_code=404)
+        return JSONResponse({"error": "not_found", "error_description": message}, status_code=404)
 
     methods = ["GET", "HEAD", "POST", "OPTIONS"]
     routes = [Route(path, not_offered, methods=methods) for path in (*OAUTH_DISCOVERY_PATHS, *OAUTH_DEFAULT_ENDPOINTS)]
@@ -216,12 +229,14 @@ def check_exposure(settings: Settings, host: str) -> None:
             "clients use (repeatable, e.g. --allowed-host mcp.example.com), or set "
             "SORA_MCP_ALLOWED_HOSTS=mcp.example.com,..."
         )
-    if settings.mcp_auth_token is None and not settings.mcp_allow_unauthenticated:
+    authenticated = settings.mcp_auth_token is not None or settings.mcp_oauth_issuer is not None
+    if not authenticated and not settings.mcp_allow_unauthenticated:
         raise HttpConfigError(
             f"--host {host} is not a loopback address and SORA_MCP_AUTH_TOKEN is not set: anyone who reaches the "
             "port could spend the gateway account. Set SORA_MCP_AUTH_TOKEN to a long random secret (clients then "
-            "send Authorization: Bearer <token>), or pass --allow-unauthenticated (or set "
-            "SORA_MCP_ALLOW_UNAUTHENTICATED=1) if something in front of this server already authenticates."
+            "send Authorization: Bearer <token>), or SORA_MCP_OAUTH_ISSUER and SORA_MCP_PUBLIC_URL for OAuth, or "
+            "pass --allow-unauthenticated (or set SORA_MCP_ALLOW_UNAUTHENTICATED=1) if something in front of this "
+            "server already authenticates."
         )
 
 
@@ -239,7 +254,7 @@ class BearerTokenAuth:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        credentials = _bearer_credentials(scope)
+        credentials = bearer_credentials(scope)
         # compare_digest takes as long for any wrong token of a given length: no timing hint of the right one.
         if credentials is not None and hmac.compare_digest(credentials, self._token):
             await self._app(scope, receive, send)
@@ -469,14 +484,6 @@ def _stopped_already(signum: int, frame: object) -> None:
     """Signal handler outside uvicorn's serving window: the server has stopped or is stopping."""
 
 
-def _bearer_credentials(scope: Scope) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, credentials = value.partition(b" ")
-            return credentials.strip() if scheme.lower() == b"bearer" else b""
-    return None
-
-
 def _has_port(host: str) -> bool:
     return ":" in host.rpartition("]")[2]
 
@@ -495,8 +502,12 @@ def _peer(scope: Scope) -> str:
 
 
 def _mode(settings: Settings) -> str:
+    auth = "bearer token required" if settings.mcp_auth_token else "no authentication"
+    if settings.mcp_oauth_issuer is not None:
+        also = " or the bearer token" if settings.mcp_auth_token else ""
+        auth = f"OAuth access tokens from {settings.mcp_oauth_issuer}{also}"
     parts = [
-        "bearer token required" if settings.mcp_auth_token else "no authentication",
+        auth,
         "stateless" if settings.mcp_stateless else "sessions",
         f"allowed hosts: {', '.join(('loopback', *settings.mcp_allowed_hosts))}",
     ]

@@ -240,3 +240,29 @@ def test_the_database_url_is_validated_and_never_shown(monkeypatch: pytest.Monke
         message
     )
     assert "hunter2" not in message
+
+
+async def test_a_server_started_while_postgres_is_away_serves_and_says_so(
+    postgres: PostgresServer, fake: FakeGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Start-up with the database away: a warning naming it (masked), get_task works, a create is sent and says
+    that it is not recorded (the rule of a journal that never worked in this process)."""
+    import httpx2
+
+    url = postgres.url(port=free_port())
+    monkeypatch.setenv("SORA_DATABASE_URL", url)
+    task_id = fake.create({"model": "sora-2", "prompt": "made elsewhere"})["id"]
+    transport = httpx2.ASGITransport(app=fake.build_app())
+    with anyio.fail_after(30):
+        async with (
+            httpx2.AsyncClient(transport=transport) as http,
+            Client(build_server(make_settings(), http_client=http)) as client,
+        ):
+            read = await client.call_tool("get_task", {"task_id": task_id})
+            created = await client.call_tool("create_video", {"prompt": "while the database is away"})
+    assert read.is_error is False
+    assert created.is_error is False
+    assert "Note: this task is not recorded in the task journal" in (created.structured_content or {})["hint"]
+    warning = next(r.getMessage() for r in caplog.records if r.name == "sora_mcp.server.app")
+    assert warning.startswith(f"The task journal {masked(url, postgres.password)} cannot be reached (")
+    assert postgres.password not in caplog.text
