@@ -102,3 +102,18 @@ async def replica_rows(start_replicas: Any, env: dict[str, str], quick: bool) ->
         "PostgreSQL alike, so more replicas add processes to share them rather than cores.\n"
     )
     return rows
+
+
+async def _main(quick: bool) -> None:  # pragma: no cover - benchmark
+    import run  # bench/run.py: the gateway and the replica processes
+
+    port = run.free_port()
+    env = run.base_env(f"http://127.0.0.1:{port}", tempfile.mkdtemp(prefix="sora-bench-"))
+    with run.background([run.PY, str(run.BENCH / "gateway.py"), str(port)], env, port):
+        rows = await replica_rows(run.stateless_replicas, env, quick)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    # Section 6 alone: python bench/replicas.py [--quick]
+    anyio.run(_main, "--quick" in sys.argv)
