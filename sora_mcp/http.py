@@ -94,20 +94,7 @@ def create_app(
     ``SORA_MCP_AUTH_TOKEN`` or ``SORA_MCP_ALLOW_UNAUTHENTICATED``, MCP requests arriving on a non-loopback
     address are answered 403. :func:`check_exposure` is the start-up version of that rule.
     """
-    if settings is None:
-        try:
-            settings = Settings()
-        except ValidationError as exc:
-            raise HttpConfigError(describe_settings_error(exc)) from None
-    if settings.mcp_stateless and transport != "streamable-http":
-        raise HttpConfigError(
-            "--stateless (SORA_MCP_STATELESS) applies to --transport streamable-http only: SSE keeps a session "
-            "per connection"
-        )
-    for path in (mcp_path, sse_path, message_path):
-        if not path.startswith("/"):
-            raise HttpConfigError(f"an endpoint path must start with '/', got {path!r}")
-
+    settings = _checked_settings(settings, transport, (mcp_path, sse_path, message_path))
     gateway = ProcessClient()
     server = build_server(settings, client=gateway)
     security = transport_security(settings)
@@ -174,6 +161,25 @@ def create_app(
     app = Starlette(routes=[*routes, Mount("/", app=mcp_app)], lifespan=lifespan)
     app.state.gateway = gateway
     return app
+
+
+def _checked_settings(settings: Settings | None, transport: HttpTransport, paths: tuple[str, ...]) -> Settings:
+    """``settings`` (read from the environment when None), refused with ``HttpConfigError`` where they do not fit
+    ``transport`` or an endpoint path is not absolute."""
+    if settings is None:
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            raise HttpConfigError(describe_settings_error(exc)) from None
+    if settings.mcp_stateless and transport != "streamable-http":
+        raise HttpConfigError(
+            "--stateless (SORA_MCP_STATELESS) applies to --transport streamable-http only: SSE keeps a session "
+            "per connection"
+        )
+    for path in paths:
+        if not path.startswith("/"):
+            raise HttpConfigError(f"an endpoint path must start with '/', got {path!r}")
+    return settings
 
 
 OAUTH_DISCOVERY_PATHS = (
