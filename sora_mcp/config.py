@@ -17,6 +17,8 @@ from sora_mcp.spending import DEFAULT_PRICES, check_prices
 
 ENV_PREFIX = "SORA_"
 DEFAULT_BASE_URL = "https://dashlyai.cc"
+DEFAULT_MEDIA_ORIGINS = ("https://files.dashlyai.cc", "https://files.toapis.com", "https://upload.toapis.com")
+"""Where the gateway's result videos, thumbnails and character avatars are served from (upstream-api notes)."""
 SECRET_FIELDS = frozenset({"api_key", "mcp_auth_token", "mcp_state_key", "database_url"})
 """Fields whose values never appear in messages."""
 
@@ -113,6 +115,10 @@ class Settings(BaseSettings):
 
     budget_monthly_usd: Annotated[float | None, Field(ge=0)] = None
     """Estimated spend allowed per local calendar month; unset: no cap."""
+
+    media_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MEDIA_ORIGINS
+    """Origins the in-chat player may load videos and thumbnails from (its Content-Security-Policy), e.g.
+    ``https://files.dashlyai.cc``; comma-separated. The sandbox adds its own loopback origin."""
 
     inline_thumbnails: bool = True
     """Show a completed video's thumbnail (when the gateway has one) as an image next to get_task's result."""
@@ -252,7 +258,7 @@ class Settings(BaseSettings):
     def max_image_bytes(self) -> int:
         return int(self.max_image_mb * 1024 * 1024)
 
-    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "mcp_oauth_scopes", mode="before")
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "mcp_oauth_scopes", "media_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -267,7 +273,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{host!r} is not a host name, host:port or host:* (no scheme, path or wildcard)")
         return value
 
-    @field_validator("mcp_allowed_origins")
+    @field_validator("mcp_allowed_origins", "media_origins")
     @classmethod
     def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for origin in value:

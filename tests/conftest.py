@@ -13,6 +13,7 @@ import pytest
 from fake_gateway import FakeGateway
 from mcp import Client
 from mcp.server import MCPServer
+from node_clients import node_clients  # noqa: F401  (a fixture: the pinned npm clients)
 from postgres import PostgresServer, find_bindir, running_server
 
 from sora_mcp.client import SoraClient

@@ -27,7 +27,16 @@ from sora_mcp.server import build_server
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 PNG_URI = "data:image/png;base64," + base64.b64encode(PNG).decode()
 NOTHING_SENT = "Invalid arguments, nothing was sent to the gateway: "
-TOOLS = ("create_video", "create_character", "remix_video", "get_task", "list_tasks", "download_video", "get_spending")
+TOOLS = (
+    "create_video",
+    "create_character",
+    "remix_video",
+    "get_task",
+    "list_tasks",
+    "download_video",
+    "get_spending",
+    "player_state",
+)
 
 
 class Session:

@@ -9,7 +9,6 @@ over real HTTP on loopback, and passes it the settings through its own ``env`` m
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,63 +24,28 @@ import pytest
 from conftest import API_KEY
 from fake_gateway import FakeGateway, serve_in_thread
 from mcp import Client
+from node_clients import NodeClients
 
 from sora_mcp.config import Settings
 from sora_mcp.server import build_server
 
 pytestmark = pytest.mark.slow  # real subprocesses: Node clients, stdio and HTTP servers
 
-INTEROP_DIR = Path(__file__).parent / "interop"
 SERVER_COMMAND = [sys.executable, "-m", "sora_mcp"]
 HTTP_TOKEN = "interop-http-token-0123456789"
 """SORA_MCP_AUTH_TOKEN of the Streamable HTTP server; the Inspector sends it as a bearer token."""
-TOOLS = {"create_video", "create_character", "remix_video", "download_video", "get_task", "list_tasks", "get_spending"}
+TOOLS = {
+    "create_video",
+    "create_character",
+    "remix_video",
+    "download_video",
+    "get_task",
+    "list_tasks",
+    "get_spending",
+    "player_state",
+}
 CLIENT_TIMEOUT = 90
 """Seconds one client run may take; a run takes 1-4 s, so only a hang reaches this."""
-
-
-@dataclass(frozen=True)
-class NodeClients:
-    """Paths of the installed clients, and the environment to run them in."""
-
-    node: str
-    inspector: Path
-    sdk_script: Path
-    home: Path
-    """A private HOME: the Inspector writes its catalog and settings under ``~/.mcp-inspector/``."""
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", ""), "HOME": str(self.home), "NO_COLOR": "1", **extra}
-
-
-@pytest.fixture(scope="session")
-def node_clients(tmp_path_factory: pytest.TempPathFactory) -> NodeClients:
-    """The pinned npm clients, installed on demand with ``npm ci`` (kept while the lock file is unchanged)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are not installed: the interop tests need them (CI machines have them)")
-    lock = (INTEROP_DIR / "package.json").read_bytes() + (INTEROP_DIR / "package-lock.json").read_bytes()
-    wanted = hashlib.sha256(lock).hexdigest()
-    stamp = INTEROP_DIR / "node_modules" / ".sora-mcp-installed"
-    if not (stamp.is_file() and stamp.read_text() == wanted):
-        install = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-            cwd=INTEROP_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if install.returncode != 0:
-            pytest.fail(f"npm ci in tests/interop failed (exit {install.returncode}):\n{install.stderr[-4000:]}")
-        stamp.write_text(wanted)
-    home = tmp_path_factory.mktemp("node-home")
-    return NodeClients(
-        node=node,
-        inspector=INTEROP_DIR / "node_modules" / ".bin" / "mcp-inspector",
-        sdk_script=INTEROP_DIR / "sdk_client.mjs",
-        home=home,
-    )
 
 
 @dataclass(frozen=True)
@@ -299,6 +263,16 @@ def get_task_case(gateway: Gateway) -> ToolCase:
     return ToolCase({"task_id": source, "wait_seconds": 10}, check)
 
 
+def player_state_case(gateway: Gateway) -> ToolCase:
+    source = gateway.completed_video()
+
+    def check(task: dict[str, Any]) -> None:
+        assert (task["task_id"], task["kind"]) == (source, "video")
+        assert task["status"] in ("queued", "in_progress", "completed")
+
+    return ToolCase({"task_id": source}, check)
+
+
 def list_tasks_case(gateway: Gateway) -> ToolCase:
     journaled = gateway.journaled_video()
 
@@ -327,6 +301,7 @@ TOOL_CASES: dict[str, Callable[[Gateway], ToolCase]] = {
     "get_task": get_task_case,
     "list_tasks": list_tasks_case,
     "get_spending": get_spending_case,
+    "player_state": player_state_case,
 }
 """One successful call per tool; a new tool needs its case here (the coverage test fails until it has one)."""
 
@@ -367,6 +342,41 @@ def test_inspector_calls_each_tool(
         for request in gateway.fake.requests
         if request.path.startswith("/v1/")
     )
+
+
+def test_inspector_app_info_accepts_the_player(node_clients: NodeClients, connection: list[str]) -> None:
+    """The Inspector's MCP Apps probe finds the player on get_task and list_tasks, with its MIME type and CSP, and
+    finds no app on download_video (exit code 2), over stdio and Streamable HTTP."""
+    for tool in ("get_task", "list_tasks"):
+        completed = run_inspector(
+            node_clients, connection, "--advertise-apps", "--app-info", "--method", "tools/call", "--tool-name", tool
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert json.loads(completed.stdout)["appInfo"] == {
+            "hasApp": True,
+            "toolName": tool,
+            "resourceUri": "ui://sora-mcp/player.html",
+            "csp": {
+                "resourceDomains": [
+                    "https://files.dashlyai.cc",
+                    "https://files.toapis.com",
+                    "https://upload.toapis.com",
+                ]
+            },
+            "prefersBorder": True,
+            "resourceMimeType": "text/html;profile=mcp-app",
+        }
+    none = run_inspector(
+        node_clients,
+        connection,
+        "--advertise-apps",
+        "--app-info",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "download_video",
+    )
+    assert none.returncode == 2 and json.loads(none.stdout)["appInfo"]["hasApp"] is False
 
 
 def test_inspector_sees_a_bad_argument_as_a_tool_error_with_exit_code_5(

@@ -117,6 +117,8 @@ def test_server_json_lists_exactly_the_variables_the_settings_read() -> None:
             assert float(variable["default"]) == field.default, name
         elif variable["format"] == "boolean":
             assert variable["default"] == str(field.default).lower(), name
+        elif isinstance(field.default, tuple):  # a list setting: comma-separated
+            assert tuple(variable["default"].split(",")) == field.default, name
         elif field.default_factory is not None:  # SORA_PRICES: a JSON object
             assert json.loads(variable["default"]) == field.default_factory(), name  # type: ignore[call-arg]
         else:

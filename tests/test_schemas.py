@@ -373,6 +373,7 @@ that awaits the user's yes, the quote to confirm (``confirmation_required``), wi
                 "idempotentHint": False,
                 "openWorldHint": True,
             },
+            "_meta": {"ui": {"resourceUri": "ui://sora-mcp/player.html"}},
         }
     )
 
@@ -670,6 +671,7 @@ that awaits the user's yes, the quote to confirm (``confirmation_required``), wi
                 "idempotentHint": False,
                 "openWorldHint": True,
             },
+            "_meta": {"ui": {"resourceUri": "ui://sora-mcp/player.html"}},
         }
     )
 
@@ -974,6 +976,7 @@ that awaits the user's yes, the quote to confirm (``confirmation_required``), wi
                 "idempotentHint": False,
                 "openWorldHint": True,
             },
+            "_meta": {"ui": {"resourceUri": "ui://sora-mcp/player.html"}},
         }
     )
 
@@ -1337,6 +1340,7 @@ that awaits the user's yes, the quote to confirm (``confirmation_required``), wi
                 "idempotentHint": True,
                 "openWorldHint": True,
             },
+            "_meta": {"ui": {"resourceUri": "ui://sora-mcp/player.html"}},
         }
     )
 
@@ -1634,6 +1638,264 @@ that awaits the user's yes, the quote to confirm (``confirmation_required``), wi
                 "idempotentHint": True,
                 "openWorldHint": True,
             },
+            "_meta": {"ui": {"resourceUri": "ui://sora-mcp/player.html"}},
+        }
+    )
+
+
+def test_player_state_as_published() -> None:
+    assert published()["tools"]["player_state"] == snapshot(
+        {
+            "name": "player_state",
+            "title": "Player: task state",
+            "description": """\
+For the in-chat player only (hidden from the model by hosts that show the player): the task's current
+state, read from the gateway, as get_task returns it without waiting. Free. Models: use get_task.\
+""",
+            "inputSchema": {
+                "properties": {
+                    "task_id": {
+                        "description": "The task_id returned by create_video or create_character.",
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,199}$",
+                        "title": "Task Id",
+                        "type": "string",
+                    }
+                },
+                "required": ["task_id"],
+                "type": "object",
+                "title": "player_stateArguments",
+            },
+            "outputSchema": {
+                "properties": {
+                    "task_id": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Id to pass to get_task; absent only when outcome_unknown (the gateway's answer never arrived).",
+                        "title": "Task Id",
+                    },
+                    "kind": {
+                        "description": "video or character.",
+                        "enum": ["video", "character"],
+                        "title": "Kind",
+                        "type": "string",
+                    },
+                    "status": {
+                        "anyOf": [
+                            {"enum": ["queued", "in_progress", "completed", "failed", "unknown"], "type": "string"},
+                            {"const": "awaiting_confirmation", "type": "string"},
+                        ],
+                        "description": "queued, in_progress, completed, failed; unknown for a word we do not know or an unknown outcome; awaiting_confirmation for a paid call's quote (nothing created yet).",
+                        "title": "Status",
+                    },
+                    "progress": {
+                        "default": 0,
+                        "description": "0-100.",
+                        "maximum": 100,
+                        "minimum": 0,
+                        "title": "Progress",
+                        "type": "integer",
+                    },
+                    "model": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Model that renders the task.",
+                        "title": "Model",
+                    },
+                    "created_at": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Unix seconds.",
+                        "title": "Created At",
+                    },
+                    "completed_at": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Unix seconds, once completed.",
+                        "title": "Completed At",
+                    },
+                    "expires_at": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Unix seconds after which the result URLs stop working.",
+                        "title": "Expires At",
+                    },
+                    "eta_seconds": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Gateway's estimate of seconds left, when it gives one.",
+                        "title": "Eta Seconds",
+                    },
+                    "video_url": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The finished video (completed video tasks).",
+                        "title": "Video Url",
+                    },
+                    "thumbnail_url": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Thumbnail image, when the gateway provides one.",
+                        "title": "Thumbnail Url",
+                    },
+                    "characters": {
+                        "description": "Created characters (completed character tasks).",
+                        "items": {"$ref": "#/$defs/Character"},
+                        "title": "Characters",
+                        "type": "array",
+                    },
+                    "error": {
+                        "anyOf": [{"$ref": "#/$defs/TaskError"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Reason for a failed task.",
+                    },
+                    "upstream_status": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The gateway's own status word, e.g. submitted.",
+                        "title": "Upstream Status",
+                    },
+                    "next_poll_seconds": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Suggested pause before the next get_task call while the task is not finished; null once it is.",
+                        "title": "Next Poll Seconds",
+                    },
+                    "hint": {
+                        "default": "",
+                        "description": "What to do next, in one sentence.",
+                        "title": "Hint",
+                        "type": "string",
+                    },
+                    "sandbox": {
+                        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+                        "default": None,
+                        "description": "True when the task comes from the built-in sandbox (simulated, nothing billed).",
+                        "title": "Sandbox",
+                    },
+                    "prompt": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The prompt of the request (list_tasks and task resources).",
+                        "title": "Prompt",
+                    },
+                    "submitted_at": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Unix seconds when this server sent the create request (list_tasks and task resources).",
+                        "title": "Submitted At",
+                    },
+                    "outcome_unknown": {
+                        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+                        "default": None,
+                        "description": "True when a create was sent but its answer never arrived: a task may exist, and be billed, without an id.",
+                        "title": "Outcome Unknown",
+                    },
+                    "reused": {
+                        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+                        "default": None,
+                        "description": "True when create returned this earlier identical request instead of creating (and billing) another.",
+                        "title": "Reused",
+                    },
+                    "cost_estimate_usd": {
+                        "anyOf": [{"type": "number"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Estimated cost in USD from the server's configured prices (SORA_PRICES), not the gateway's bill; absent when no price is configured.",
+                        "title": "Cost Estimate Usd",
+                    },
+                    "confirmation_required": {
+                        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Paid tools: true when nothing was created because the user must approve the cost first: ask them, then call the same tool with the same arguments plus confirm_quote=quote_id.",
+                        "title": "Confirmation Required",
+                    },
+                    "quote_id": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The quote to pass as confirm_quote once the user agrees.",
+                        "title": "Quote Id",
+                    },
+                    "quote_expires_at": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Unix seconds after which the quote cannot be used.",
+                        "title": "Quote Expires At",
+                    },
+                },
+                "required": ["kind", "status"],
+                "type": "object",
+                "$defs": {
+                    "Character": {
+                        "description": "A reusable character; put ``mention`` (``@username``) into a create_video prompt to cast it.",
+                        "properties": {
+                            "id": {
+                                "anyOf": [{"type": "string"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Character id (ch_...).",
+                                "title": "Id",
+                            },
+                            "username": {
+                                "anyOf": [{"type": "string"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Username the gateway assigned.",
+                                "title": "Username",
+                            },
+                            "display_name": {
+                                "anyOf": [{"type": "string"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Human-readable name.",
+                                "title": "Display Name",
+                            },
+                            "profile_picture_url": {
+                                "anyOf": [{"type": "string"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Avatar image URL.",
+                                "title": "Profile Picture Url",
+                            },
+                            "mention": {
+                                "anyOf": [{"type": "string"}, {"type": "null"}],
+                                "default": None,
+                                "description": "@username: the text to use in a prompt.",
+                                "title": "Mention",
+                            },
+                        },
+                        "title": "Character",
+                        "type": "object",
+                    },
+                    "TaskError": {
+                        "description": "Why a task failed, as the gateway put it.",
+                        "properties": {
+                            "code": {
+                                "anyOf": [{"type": "string"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Gateway error code, e.g. generation_failed.",
+                                "title": "Code",
+                            },
+                            "message": {
+                                "description": "Gateway error message, passed through.",
+                                "title": "Message",
+                                "type": "string",
+                            },
+                        },
+                        "required": ["message"],
+                        "title": "TaskError",
+                        "type": "object",
+                    },
+                },
+                "description": """\
+Normalized state of a video or character task, whatever dialect the gateway answered in; for a paid call
+that awaits the user's yes, the quote to confirm (``confirmation_required``), with nothing created.\
+""",
+                "title": "Task",
+            },
+            "annotations": {
+                "readOnlyHint": True,
+                "destructiveHint": False,
+                "idempotentHint": True,
+                "openWorldHint": True,
+            },
+            "_meta": {"ui": {"resourceUri": "ui://sora-mcp/player.html", "visibility": ["app"]}},
         }
     )
 
@@ -1641,7 +1903,16 @@ that awaits the user's yes, the quote to confirm (``confirmation_required``), wi
 def test_instructions_resources_and_prompts_as_published() -> None:
     data = published()
     assert list(data["tools"]) == snapshot(
-        ["create_video", "create_character", "remix_video", "download_video", "get_task", "list_tasks", "get_spending"]
+        [
+            "create_video",
+            "create_character",
+            "remix_video",
+            "download_video",
+            "get_task",
+            "list_tasks",
+            "get_spending",
+            "player_state",
+        ]
     )
     assert data["instructions"] == snapshot("""\
 Make videos with the Sora-2 models. Creating costs the user real money and takes minutes, so:
@@ -1668,6 +1939,32 @@ confirm_quote.\
                 "uriTemplate": "task://{task_id}",
                 "description": "A video or character task as JSON (the Task that get_task returns), read from the gateway; its last known state from the journal when the gateway cannot be read.",
                 "mimeType": "application/json",
+            },
+            {
+                "name": "saved-video",
+                "title": "Saved video",
+                "uriTemplate": "sora-video://{task_id}",
+                "description": "A video saved by download_video, as MP4 bytes (the in-chat player plays it after the gateway's link expired).",
+                "mimeType": "video/mp4",
+            },
+            {
+                "name": "player",
+                "title": "Sora player",
+                "uri": "ui://sora-mcp/player.html",
+                "description": "Shows a task's progress, then plays the video (or shows the character); as a gallery for list_tasks.",
+                "mimeType": "text/html;profile=mcp-app",
+                "_meta": {
+                    "ui": {
+                        "csp": {
+                            "resourceDomains": [
+                                "https://files.dashlyai.cc",
+                                "https://files.toapis.com",
+                                "https://upload.toapis.com",
+                            ]
+                        },
+                        "prefersBorder": True,
+                    }
+                },
             },
             {
                 "name": "recent_tasks",

@@ -356,10 +356,14 @@ async def test_resources_serve_a_task_and_the_recent_tasks_as_json(fake: FakeGat
     async with connect(fake, mode=mode) as client:
         templates = (await client.list_resource_templates()).resource_templates
         resources = (await client.list_resources()).resources
-        assert [(t.uri_template, t.mime_type) for t in templates] == [("task://{task_id}", "application/json")]
-        assert [(str(r.uri), r.mime_type) for r in resources] == [
-            ("tasks://recent", "application/json"),
+        assert [(t.uri_template, t.mime_type) for t in templates] == [
+            ("task://{task_id}", "application/json"),
+            ("sora-video://{task_id}", "video/mp4"),
+        ]
+        assert sorted((str(r.uri), r.mime_type) for r in resources) == [
             ("spending://summary", "application/json"),
+            ("tasks://recent", "application/json"),
+            ("ui://sora-mcp/player.html", "text/html;profile=mcp-app"),
         ]
         [spending] = (await client.read_resource("spending://summary")).contents
         assert isinstance(spending, TextResourceContents)

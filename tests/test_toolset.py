@@ -38,9 +38,13 @@ def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
         "get_task",
         "list_tasks",
         "get_spending",
+        "player_state",
     ]
     for tool in built:
-        sdk = Tool.from_function(tool.fn, title=tool.title, description=tool.description, annotations=tool.annotations)
+        sdk = Tool.from_function(
+            tool.fn, title=tool.title, description=tool.description, annotations=tool.annotations, meta=tool.meta
+        )
+        assert tool.meta == sdk.meta, tool.name
         assert tool.parameters == sdk.parameters, tool.name
         assert tool.output_schema == sdk.output_schema, tool.name
         assert tool.fn_metadata.output_model is sdk.fn_metadata.output_model, tool.name

@@ -23,6 +23,7 @@ from sora_mcp.config import Settings
 from sora_mcp.errors import JournalError
 from sora_mcp.journal import Journal, journal_for
 from sora_mcp.server.guidance import INSTRUCTIONS
+from sora_mcp.server.player import player_extension, register_player
 from sora_mcp.server.prompts import register_prompts
 from sora_mcp.server.resources import RecentTasks, register_resources
 from sora_mcp.server.state import AppState
@@ -68,8 +69,10 @@ def build_server(
         lifespan=lifespan,
         tools=TOOLS.build(),
         request_state_security=request_state_security(settings),
+        extensions=[player_extension(settings)],
     )
     register_resources(server, RecentTasks(book, settings, clock))
+    register_player(server)
     register_prompts(server)
     return server
 

@@ -37,6 +37,7 @@ from sora_mcp.server.money import (
     spend_gate,
     spending_report,
 )
+from sora_mcp.server.player import APP_ONLY_META, PLAYER_META
 from sora_mcp.server.results import (
     TaskList,
     byte_reporter,
@@ -52,6 +53,8 @@ from sora_mcp.server.toolset import ToolSet
 from sora_mcp.tasks import TaskOutcome
 
 MAX_LIST_LIMIT = 100
+NO_WAIT = 0
+"""``player_state`` reads without waiting: the player polls on its own timer."""
 
 
 CREATE_ANNOTATIONS = ToolAnnotations(
@@ -116,7 +119,7 @@ TaskId = Annotated[
 TOOLS = ToolSet()
 
 
-@TOOLS.tool(title="Create a video", annotations=CREATE_ANNOTATIONS)
+@TOOLS.tool(title="Create a video", meta=PLAYER_META, annotations=CREATE_ANNOTATIONS)
 async def create_video(
     ctx: ToolContext,
     approval: VideoApproval,
@@ -175,7 +178,7 @@ async def create_video(
     )
 
 
-@TOOLS.tool(title="Create a character", annotations=CREATE_ANNOTATIONS)
+@TOOLS.tool(title="Create a character", meta=PLAYER_META, annotations=CREATE_ANNOTATIONS)
 async def create_character(
     ctx: ToolContext,
     approval: CharacterApproval,
@@ -210,7 +213,7 @@ async def create_character(
     )
 
 
-@TOOLS.tool(title="Remix a video", annotations=CREATE_ANNOTATIONS)
+@TOOLS.tool(title="Remix a video", meta=PLAYER_META, annotations=CREATE_ANNOTATIONS)
 async def remix_video(
     ctx: ToolContext,
     approval: RemixApproval,
@@ -285,7 +288,7 @@ async def download_video(
         return download_result(saved)
 
 
-@TOOLS.tool(title="Get task status", annotations=READ_ANNOTATIONS)
+@TOOLS.tool(title="Get task status", meta=PLAYER_META, annotations=READ_ANNOTATIONS)
 async def get_task(
     ctx: ToolContext,
     task_id: TaskId,
@@ -307,7 +310,7 @@ async def get_task(
         return await with_thumbnail(task_result(task), task, state)
 
 
-@TOOLS.tool(title="List recent tasks", annotations=READ_ANNOTATIONS)
+@TOOLS.tool(title="List recent tasks", meta=PLAYER_META, annotations=READ_ANNOTATIONS)
 async def list_tasks(
     ctx: ToolContext,
     limit: Annotated[int, Field(ge=1, le=MAX_LIST_LIMIT, description="How many tasks to return, newest first.")] = 20,
@@ -392,3 +395,13 @@ async def after_create(ctx: ToolContext, created: TaskOutcome, wait_seconds: int
         return task_result(state.render(created._replace(wait_error=problem)))
     rendered = state.render(waited._replace(estimate=created.estimate))
     return await with_thumbnail(task_result(rendered), rendered, state)
+
+
+@TOOLS.tool(title="Player: task state", meta=APP_ONLY_META, annotations=READ_ANNOTATIONS)
+async def player_state(ctx: ToolContext, task_id: TaskId) -> Annotated[CallToolResult, Task]:
+    """For the in-chat player only (hidden from the model by hosts that show the player): the task's current
+    state, read from the gateway, as get_task returns it without waiting. Free. Models: use get_task."""
+    state = app_state(ctx)
+    with tool_errors(state.secret, task_id=task_id):
+        found = await state.tasks.get_task(task_id, wait_seconds=NO_WAIT, on_progress=None)
+        return task_result(state.render(found))

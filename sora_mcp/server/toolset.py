@@ -44,8 +44,9 @@ class ToolSet:
         self._tools: list[tuple[Tool, type[BaseModel]]] = []
         self._built: list[Tool] | None = None
 
-    def tool(self, *, title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
-        """Decorator: add the function as a tool. It must return ``Annotated[CallToolResult, Model]``."""
+    def tool(self, *, title: str, annotations: ToolAnnotations, meta: dict[str, Any] | None = None) -> Callable[[F], F]:
+        """Decorator: add the function as a tool. It must return ``Annotated[CallToolResult, Model]``. ``meta``
+        is the tool's ``_meta`` (the in-chat player it opens: ``server/player.py``)."""
 
         def add(fn: F) -> F:
             output_model = result_model(fn)
@@ -54,6 +55,7 @@ class ToolSet:
                 title=title,
                 description=inspect.cleandoc(fn.__doc__ or ""),
                 annotations=annotations,
+                meta=meta,
                 structured_output=False,
             )
             tool = CheckedTool.model_construct(**{name: getattr(built, name) for name in Tool.model_fields})
