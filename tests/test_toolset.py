@@ -7,12 +7,14 @@ argument), the equality test here fails, and only here: the workaround is then u
 import json
 import os
 from pathlib import Path
+from typing import Annotated, Any
 
 import pytest
 from conftest import make_settings
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult
 
+from sora_mcp.models import Task
 from sora_mcp.server import build_server, toolset
 from sora_mcp.server.tools import READ_ANNOTATIONS, TOOLS
 from sora_mcp.server.toolset import (
@@ -21,6 +23,7 @@ from sora_mcp.server.toolset import (
     result_model,
     result_schemas,
     schemas_document,
+    shipped_parameters,
     shipped_schemas,
 )
 
@@ -41,15 +44,40 @@ def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
         "player_state",
     ]
     for tool in built:
-        sdk = Tool.from_function(
-            tool.fn, title=tool.title, description=tool.description, annotations=tool.annotations, meta=tool.meta
-        )
-        assert tool.meta == sdk.meta, tool.name
+        sdk = sdk_tool(tool)
+        for field in ("name", "title", "description", "meta", "is_async", "resolved_params"):
+            assert getattr(tool, field) == getattr(sdk, field), (tool.name, field)
+        assert plans(tool) == plans(sdk), tool.name
         assert tool.parameters == sdk.parameters, tool.name
         assert tool.output_schema == sdk.output_schema, tool.name
         assert tool.fn_metadata.output_model is sdk.fn_metadata.output_model, tool.name
         assert tool.fn_metadata.wrap_output is sdk.fn_metadata.wrap_output is False
         assert tool.context_kwarg == sdk.context_kwarg == "ctx"
+
+
+def plans(tool: Tool) -> dict[int, Any]:
+    """A tool's resolver plans, comparable (the SDK's plan objects compare by identity)."""
+    return {
+        key: {**vars(plan), "params": {n: vars(p) for n, p in plan.params.items()}}
+        for key, plan in tool.resolver_plans.items()
+    }
+
+
+def sdk_tool(tool: Tool) -> Tool:
+    """The SDK's own registration of ``tool``'s function (its input schema generated, not shipped)."""
+    return Tool.from_function(
+        tool.fn, title=tool.title, description=tool.description, annotations=tool.annotations, meta=tool.meta
+    )
+
+
+def test_a_tool_whose_signature_changed_gets_its_input_schema_generated() -> None:
+    """A shipped input schema is used only for the very signature it was generated from."""
+
+    async def get_task(task_id: str) -> Annotated[CallToolResult, Task]:
+        raise NotImplementedError
+
+    assert shipped_parameters(get_task) is None
+    assert shipped_parameters(TOOLS.build()[0].fn) is not None
 
 
 def test_a_tool_must_declare_its_result_model() -> None:
@@ -76,16 +104,17 @@ def test_the_shipped_result_schemas_are_what_pydantic_generates() -> None:
     """result_schemas.json (read at start-up instead of generating the schemas) matches the models and the
     installed pydantic; SORA_MCP_WRITE_SCHEMAS=1 rewrites it after a model changes."""
     models = {result_model(tool.fn) for tool in TOOLS.build()}
-    document = schemas_document(models)
+    generated = [sdk_tool(tool) for tool in TOOLS.build()]  # input schemas as the SDK generates them
+    document = schemas_document(models, generated)
     target = Path(toolset.__file__).with_name(SHIPPED_SCHEMAS)
     if os.environ.get("SORA_MCP_WRITE_SCHEMAS") == "1":
         target.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     shipped = json.loads(target.read_text(encoding="utf-8"))
     # The models and their schemas must match. A newer pydantic that generates the same schemas passes; start-up
     # then generates them (the file is for the pydantic that wrote it) until the file is rewritten.
-    assert shipped["models"] == document["models"], (
-        "sora_mcp/server/result_schemas.json is stale: run SORA_MCP_WRITE_SCHEMAS=1 pytest tests/test_toolset.py"
-    )
+    stale = "sora_mcp/server/result_schemas.json is stale: run SORA_MCP_WRITE_SCHEMAS=1 pytest tests/test_toolset.py"
+    assert shipped["models"] == document["models"], stale
+    assert shipped["inputs"] == document["inputs"], stale
     if shipped["pydantic"] == document["pydantic"]:
         assert shipped_schemas(models) == result_schemas(models)
 

@@ -13,7 +13,9 @@ fails while the file is stale.
 
 import inspect
 import json
+import re
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar, get_args, get_origin
 
@@ -50,16 +52,21 @@ class ToolSet:
 
         def add(fn: F) -> F:
             output_model = result_model(fn)
-            built = Tool.from_function(
-                fn,
-                title=title,
-                description=inspect.cleandoc(fn.__doc__ or ""),
-                annotations=annotations,
-                meta=meta,
-                structured_output=False,
-            )
-            tool = CheckedTool.model_construct(**{name: getattr(built, name) for name in Tool.model_fields})
-            self._tools.append((tool, output_model))
+            description = inspect.cleandoc(fn.__doc__ or "")
+            parameters = shipped_parameters(fn)
+            if parameters is None:
+                built = Tool.from_function(
+                    fn,
+                    title=title,
+                    description=description,
+                    annotations=annotations,
+                    meta=meta,
+                    structured_output=False,
+                )
+                fields = {name: getattr(built, name) for name in Tool.model_fields}
+            else:
+                fields = tool_fields(fn, title, description, annotations, meta, parameters)
+            self._tools.append((CheckedTool.model_construct(**fields), output_model))
             self._built = None
             return fn
 
@@ -135,10 +142,7 @@ def shipped_schemas(models: Iterable[type[BaseModel]]) -> dict[type[BaseModel], 
     these models (by name and fields) as the installed pydantic generates them."""
     import pydantic
 
-    try:
-        shipped = json.loads(Path(__file__).with_name(SHIPPED_SCHEMAS).read_bytes())
-    except (OSError, ValueError):
-        return None
+    shipped = _shipped()
     entries = shipped.get("models", {})
     models = list(models)
     if shipped.get("pydantic") != pydantic.VERSION or set(entries) != {model.__name__ for model in models}:
@@ -148,8 +152,9 @@ def shipped_schemas(models: Iterable[type[BaseModel]]) -> dict[type[BaseModel], 
     return {model: entries[model.__name__]["schema"] for model in models}
 
 
-def schemas_document(models: Iterable[type[BaseModel]]) -> dict[str, Any]:
-    """What ``result_schemas.json`` holds for ``models``: the pydantic version, and each model's fields and schema."""
+def schemas_document(models: Iterable[type[BaseModel]], tools: Iterable[Tool] = ()) -> dict[str, Any]:
+    """What ``result_schemas.json`` holds: the pydantic version, each result model's fields and schema, and each
+    tool's input schema under the signature it was generated from."""
     import pydantic
 
     generated = result_schemas(models)
@@ -157,7 +162,78 @@ def schemas_document(models: Iterable[type[BaseModel]]) -> dict[str, Any]:
         model.__name__: {"fields": list(model.model_fields), "schema": schema}
         for model, schema in sorted(generated.items(), key=lambda item: item[0].__name__)
     }
-    return {"pydantic": pydantic.VERSION, "models": entries}
+    inputs = {tool.name: {"signature": signature(tool.fn), "schema": tool.parameters} for tool in tools}
+    return {"pydantic": pydantic.VERSION, "models": entries, "inputs": inputs}
+
+
+@cache
+def _shipped() -> dict[str, Any]:
+    try:
+        document: dict[str, Any] = json.loads(Path(__file__).with_name(SHIPPED_SCHEMAS).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return document
+
+
+def signature(fn: Callable[..., Any]) -> str:
+    """What a tool's input schema is generated from, as text: its parameters' names, annotations (with their
+    ``Field`` descriptions and bounds) and defaults. Equal text, equal schema (for one pydantic version)."""
+    defaults = fn.__defaults__ or ()
+    text = repr((fn.__name__, {k: v for k, v in fn.__annotations__.items() if k != "return"}, defaults))
+    return _ADDRESS.sub("", text)  # validators' reprs name functions by their address, which differs per process
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def shipped_parameters(fn: Callable[..., Any]) -> dict[str, Any] | None:
+    """The input schema shipped for the tool ``fn``, when written by the installed pydantic from the same
+    signature; else None (the SDK then generates it)."""
+    import pydantic
+
+    shipped = _shipped()
+    entry = shipped.get("inputs", {}).get(fn.__name__)
+    if shipped.get("pydantic") != pydantic.VERSION or entry is None or entry["signature"] != signature(fn):
+        return None
+    schema: dict[str, Any] = entry["schema"]
+    return schema
+
+
+def tool_fields(
+    fn: Callable[..., Any],
+    title: str,
+    description: str,
+    annotations: ToolAnnotations,
+    meta: dict[str, Any] | None,
+    parameters: dict[str, Any],
+) -> dict[str, Any]:
+    """The fields ``Tool.from_function`` gives a tool, with its input schema taken as given instead of generated
+    (``tests/test_toolset.py`` checks the result equals the SDK's own, field by field)."""
+    from mcp.server.mcpserver.resolve import build_resolver_plans, find_resolved_parameters
+    from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
+    from mcp.server.mcpserver.utilities.func_metadata import func_metadata
+    from mcp.shared._callable_inspection import is_async_callable
+
+    context_kwarg = find_context_parameter(fn)
+    resolved = find_resolved_parameters(fn)
+    skip = [context_kwarg] if context_kwarg is not None else []
+    metadata = func_metadata(fn, skip_names=[*skip, *resolved], structured_output=False)
+    names = {field.alias or name for name, field in metadata.arg_model.model_fields.items()}
+    return {
+        "fn": fn,
+        "name": fn.__name__,
+        "title": title,
+        "description": description,
+        "parameters": parameters,
+        "fn_metadata": metadata,
+        "is_async": is_async_callable(fn),
+        "context_kwarg": context_kwarg,
+        "resolved_params": dict(resolved),
+        "resolver_plans": build_resolver_plans(resolved, names),
+        "annotations": annotations,
+        "icons": None,
+        "meta": meta,
+    }
 
 
 def _referenced(node: Any, definitions: dict[str, Any], found: set[str] | None = None) -> set[str]:
