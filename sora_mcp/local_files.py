@@ -37,7 +37,7 @@ from sora_mcp.images import IMAGE_NAMES, describe_content, megabytes, sniff_imag
 if TYPE_CHECKING:  # config imports the request models, which import is_local from here
     from sora_mcp.config import Settings
 
-MAX_SHOWN_CHARS = 80
+MAX_SHOWN_CHARS = 240
 """An entry longer than this is shortened in messages (its start and its end are kept)."""
 _OPEN_FLAGS = (
     os.O_RDONLY
