@@ -6,11 +6,12 @@ in step. Invalid values stop the server before it serves anything, with a messag
 """
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sora_mcp.spending import DEFAULT_PRICES, check_prices
@@ -99,7 +100,17 @@ class Settings(BaseSettings):
     """Largest file ``download_video`` saves, in megabytes (MiB); a larger one is refused, nothing is kept."""
 
     max_image_mb: Annotated[float, Field(gt=0, le=100)] = 10
-    """Largest reference image a create sends (a ``data:`` URI in ``images``), in megabytes (MiB), decoded."""
+    """Largest reference image a create sends (a ``data:`` URI or a local file in ``images``), in megabytes (MiB),
+    decoded."""
+
+    file_roots: Annotated[tuple[Path, ...] | None, NoDecode] = None
+    """Folders whose files ``create_video`` may read as reference images (``images`` entries that are local paths
+    or ``file://`` URIs), after symbolic links are followed: absolute paths (``~`` expanded), separated by commas
+    or the platform's path separator (``:``, ``;`` on Windows). Unset: the user's home folder on stdio, none over
+    HTTP; set but empty: none on every transport."""
+
+    _over_http: bool = PrivateAttr(default=False)
+    """Set by :meth:`served_over_http` (the HTTP app factory): what ``file_roots`` means when unset."""
 
     prices: Annotated[dict[str, float], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     """USD per second of video by model, and per character task under ``character``, for cost estimates: a JSON
@@ -242,6 +253,46 @@ class Settings(BaseSettings):
         if not path.is_absolute():
             raise ValueError("must be an absolute path such as ~/Videos/sora-mcp (relative paths are ambiguous)")
         return path
+
+    @field_validator("file_roots", mode="before")
+    @classmethod
+    def _parse_roots(cls, value: Any) -> Any:
+        """Unset stays None (the transport's default); blank means no folder; each item absolute after ``~``."""
+        if value is None:
+            return None
+        items = re.split(f"[,{re.escape(os.pathsep)}]", value) if isinstance(value, str) else list(value)
+        roots = []
+        for item in (str(item).strip() for item in items):
+            if not item:
+                continue
+            path = Path(item).expanduser()
+            if not path.is_absolute():
+                raise ValueError(
+                    f"{item!r} is not an absolute path: give folders such as ~/Pictures or /srv/images "
+                    "(relative paths are ambiguous)"
+                )
+            roots.append(path)
+        return tuple(roots)
+
+    def served_over_http(self) -> Self:
+        """These settings as the HTTP app uses them: unset ``file_roots`` then means no local files at all (a
+        remote client must not read the server's home folder by default)."""
+        copy = self.model_copy()
+        copy._over_http = True
+        return copy
+
+    @property
+    def over_http(self) -> bool:
+        """Whether the server these settings configure serves MCP over HTTP (:meth:`served_over_http`)."""
+        return self._over_http
+
+    @property
+    def image_roots(self) -> tuple[Path, ...]:
+        """The folders local reference images may come from (not yet resolved): ``file_roots`` when set, else the
+        user's home folder on stdio and none over HTTP."""
+        if self.file_roots is not None:
+            return self.file_roots
+        return () if self._over_http else (Path.home(),)
 
     @property
     def maskable_key(self) -> str | None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import ipaddress
 
 from sora_mcp.images import DEFAULT_MAX_IMAGE_BYTES, ImageProblem, check_data_uri
+from sora_mcp.local_files import is_local
 from sora_mcp.models import AspectRatio, Duration, Style, TaskKind, VideoModel, check_task_id, invalid
 
 DURATIONS: dict[str, tuple[int, ...]] = {"sora-2": (10, 15), "sora-2-pro": (10, 15, 25)}
@@ -258,8 +259,13 @@ def _check_image(index: int, image: str, max_bytes: int) -> str:
             return check_data_uri(image, max_bytes=max_bytes)
     except ImageProblem as exc:
         raise invalid(f"item {index} {exc}") from None
+    if is_local(image):  # the tool layer reads these first (local_files.py): never a path in a request
+        raise invalid(f"item {index} is a local file; create_video reads it into a data: URI before the request")
     if not _HTTP_URL_RE.match(image):
-        raise invalid(f"item {index} must be an http(s) URL or a data:image/<type>;base64,<data> URI")
+        raise invalid(
+            f"item {index} must be an http(s) URL, a data:image/<type>;base64,<data> URI or a local file "
+            "(an absolute path, ~/... or file:///...)"
+        )
     try:
         return _check_public_url(image)
     except PydanticCustomError as exc:

@@ -94,7 +94,7 @@ def create_app(
     ``SORA_MCP_AUTH_TOKEN`` or ``SORA_MCP_ALLOW_UNAUTHENTICATED``, MCP requests arriving on a non-loopback
     address are answered 403. :func:`check_exposure` is the start-up version of that rule.
     """
-    settings = _checked_settings(settings, transport, (mcp_path, sse_path, message_path))
+    settings = _checked_settings(settings, transport, (mcp_path, sse_path, message_path)).served_over_http()
     gateway = ProcessClient()
     server = build_server(settings, client=gateway)
     security = transport_security(settings)

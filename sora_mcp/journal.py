@@ -156,7 +156,7 @@ class Submission(NamedTuple):
         return cls(
             kind=request.kind,
             tool=request.tool,
-            request_hash=hashlib.sha256(_canonical({"kind": request.kind, "payload": identity}).encode()).hexdigest(),
+            request_hash=_request_hash(request.kind, identity),
             arguments=_canonical(stored),
             prompt=request.prompt_text,
             model=request.model,
@@ -709,6 +709,40 @@ def _process_alive(pid: int) -> bool:
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_ESCAPED_IN_JSON = bytes(range(32)) + b'"\\'
+"""What ``json.dumps(..., ensure_ascii=False)`` does not write as it is; a base64 data: URI has none of it."""
+_SPLICED_FROM = 64 * 1024
+
+
+def _request_hash(kind: str, identity: dict[str, Any]) -> str:
+    """``sha256(_canonical({"kind": kind, "payload": identity}))``. Large ``images`` entries (reference images as
+    data: URIs, megabytes each) are not run through the JSON encoder, the slowest step of a create with a 10 MB
+    image: JSON writes them as they are, so hashing them between the JSON around them gives the same bytes."""
+    document = {"kind": kind, "payload": identity}
+    images = identity.get("images")
+    verbatim: dict[int, bytes] = {}
+    for index, image in enumerate(images if isinstance(images, list) else []):
+        if isinstance(image, str) and len(image) >= _SPLICED_FROM:
+            encoded = image.encode()
+            if len(encoded.translate(None, _ESCAPED_IN_JSON)) == len(encoded):
+                verbatim[index] = encoded
+    if not verbatim or not isinstance(images, list):
+        return hashlib.sha256(_canonical(document).encode()).hexdigest()
+    marker = f"sora-mcp-image-{secrets.token_hex(16)}"  # occurs nowhere else in the document
+    stand_ins = [f"{marker}-{index}" if index in verbatim else image for index, image in enumerate(images)]
+    rest = _canonical({"kind": kind, "payload": {**identity, "images": stand_ins}})
+    digest = hashlib.sha256()
+    for index, encoded in verbatim.items():
+        before, found, rest = rest.partition(f'"{marker}-{index}"')
+        if not found:  # cannot happen; the plain way is always right
+            return hashlib.sha256(_canonical(document).encode()).hexdigest()
+        digest.update(before.encode() + b'"')
+        digest.update(encoded)
+        digest.update(b'"')
+    digest.update(rest.encode())
+    return digest.hexdigest()
 
 
 def _shorten_data_uri(image: str) -> str:

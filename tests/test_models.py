@@ -45,7 +45,8 @@ def test_video_payload_puts_presets_into_metadata_and_leaves_unset_fields_out() 
         ({"prompt": "x", "style": "noir"}, "style: Input should be 'comic', 'news', 'anime', 'selfie', 'nostalgic'"),
         ({"prompt": "   "}, "prompt: must describe the video; it is empty"),
         ({"prompt": "x" * 10_001}, "prompt: is 10001 characters long; the limit is 10000"),
-        ({"prompt": "x", "images": ["file:///etc/passwd"]}, "images: item 0 must be an http(s) URL or a data:image"),
+        ({"prompt": "x", "images": ["file:///etc/passwd"]}, "images: item 0 is a local file; create_video reads it"),
+        ({"prompt": "x", "images": ["cat.png"]}, "images: item 0 must be an http(s) URL, a data:image"),
         ({"prompt": "x", "images": ["data:image/png;base64,%%%"]}, "images: item 0 is a data: URI whose base64"),
         (
             {"prompt": "x", "images": ["data:text/plain;base64,aGk="]},

@@ -81,7 +81,7 @@ list_tasks shows every task created. The same request again within minutes retur
                     "images": {
                         "anyOf": [{"items": {"type": "string"}, "type": "array"}, {"type": "null"}],
                         "default": None,
-                        "description": "Reference images for image-to-video: http(s) URLs or data:image/...;base64 URIs.",
+                        "description": "Reference images for image-to-video (PNG, JPEG, WebP or GIF): public http(s) URLs, data:image/...;base64 URIs, or files on the computer running this server: absolute paths, ~/... or file:///... URIs, inside the folders SORA_FILE_ROOTS allows (by default the user's home folder on stdio, none over HTTP).",
                         "title": "Images",
                     },
                     "style": {

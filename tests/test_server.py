@@ -378,7 +378,10 @@ INVALID_CALLS = [
     pytest.param(
         "create_video",
         {"prompt": "x", "images": ["https://example.com/a.png", "ftp://example.com/b.png"]},
-        ["images: item 1 must be an http(s) URL or a data:image/<type>;base64,<data> URI"],
+        [
+            "images: item 1 must be an http(s) URL, a data:image/<type>;base64,<data> URI or a local file (an "
+            "absolute path, ~/... or file:///...)"
+        ],
         id="image-url",
     ),
     pytest.param(

@@ -26,6 +26,7 @@ from sora_mcp.errors import ApprovalUnavailableError, SoraError, SpendDeclinedEr
 from sora_mcp.models import ModelSpending, Spending, Task
 from sora_mcp.server.errors import RequestT, validated
 from sora_mcp.server.guidance import approval_question, quote_hint
+from sora_mcp.server.local_images import LocalImages
 from sora_mcp.server.results import task_result
 from sora_mcp.server.state import AppState, ToolContext, app_state
 from sora_mcp.spending import ESTIMATE_NOTE, Estimate
@@ -106,7 +107,7 @@ async def approve_video(
     model: str,
     duration: int | None,
     size: str | None,
-    images: list[str] | None,
+    local_images: LocalImages,
     style: str | None,
     watermark: bool | None,
     private: bool | None,
@@ -115,7 +116,9 @@ async def approve_video(
     confirm_quote: str | None,
     allow_duplicate: bool,
 ) -> NotAsked | Elicit[UserApproval]:
-    arguments = {"prompt": prompt, "model": model, "duration": duration, "size": size, "images": images}
+    if local_images.problems:
+        return NotAsked(needed=False)  # the body names the local images it cannot read
+    arguments = {"prompt": prompt, "model": model, "duration": duration, "size": size, "images": local_images.images}
     arguments |= {"style": style, "watermark": watermark, "private": private, "storyboard": storyboard}
     arguments["thumbnail"] = thumbnail
     return await ask_approval(ctx, VideoRequest, arguments, confirm_quote, allow_duplicate)

@@ -29,6 +29,7 @@ from sora_mcp.models import (
     check_task_id,
 )
 from sora_mcp.server.errors import RequestT, describe_error, tool_errors, validated
+from sora_mcp.server.local_images import LocalImages, sendable
 from sora_mcp.server.money import (
     Approval,
     CharacterApproval,
@@ -123,6 +124,7 @@ TOOLS = ToolSet()
 async def create_video(
     ctx: ToolContext,
     approval: VideoApproval,
+    local_images: LocalImages,
     prompt: Annotated[
         str,
         Field(
@@ -140,7 +142,12 @@ async def create_video(
     size: Annotated[AspectRatio | None, Field(description="Aspect ratio: 16:9, 9:16 or 1:1.")] = None,
     images: Annotated[
         list[str] | None,
-        Field(description="Reference images for image-to-video: http(s) URLs or data:image/...;base64 URIs."),
+        Field(
+            description="Reference images for image-to-video (PNG, JPEG, WebP or GIF): public http(s) URLs, "
+            "data:image/...;base64 URIs, or files on the computer running this server: absolute paths, ~/... "
+            "or file:///... URIs, inside the folders SORA_FILE_ROOTS allows (by default the user's home folder "
+            "on stdio, none over HTTP)."
+        ),
     ] = None,
     style: Annotated[Style | None, Field(description="Visual style preset.")] = None,
     watermark: Annotated[bool | None, Field(description="Add the Sora watermark (gateway default: no).")] = None,
@@ -166,7 +173,7 @@ async def create_video(
         "model": model,
         "duration": duration,
         "size": size,
-        "images": images,
+        "images": sendable(local_images),  # local entries read, as data: URIs
         "style": style,
         "watermark": watermark,
         "private": private,
