@@ -27,7 +27,16 @@ from sora_mcp.server import build_server
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 PNG_URI = "data:image/png;base64," + base64.b64encode(PNG).decode()
 NOTHING_SENT = "Invalid arguments, nothing was sent to the gateway: "
-TOOLS = ("create_video", "create_character", "remix_video", "get_task", "list_tasks", "download_video", "get_spending")
+TOOLS = (
+    "create_video",
+    "create_character",
+    "remix_video",
+    "get_task",
+    "list_tasks",
+    "download_video",
+    "get_spending",
+    "inspect_video",
+)
 
 
 class Session:
@@ -90,6 +99,7 @@ def refused(session: Session, tool: str, arguments: dict[str, Any]) -> str:
         ("get_task", {"task_id": "task_1", "wait": 5}, "wait"),
         ("list_tasks", {"limt": 5}, "limt"),
         ("download_video", {"task_id": "task_1", "file_name": "x.mp4"}, "file_name"),
+        ("inspect_video", {"task_id": "task_1", "frames": 12}, "frames"),
     ],
 )
 def test_unknown_arguments_are_refused_by_name_with_the_allowed_ones(

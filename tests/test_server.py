@@ -27,7 +27,16 @@ CREATE = "/v1/videos/generations"
 VIDEO_STATUS = "/v1/videos/generations/"
 CHARACTER_STATUS = "/v1/characters_tasks/"
 TASK_ID = re.compile(r"task_[0-9A-HJKMNP-TV-Z]{26}")
-TOOLS = ["create_character", "create_video", "download_video", "get_spending", "get_task", "list_tasks", "remix_video"]
+TOOLS = [
+    "create_character",
+    "create_video",
+    "download_video",
+    "get_spending",
+    "get_task",
+    "inspect_video",
+    "list_tasks",
+    "remix_video",
+]
 PAID_TOOLS = ("create_video", "create_character", "remix_video")
 FAILURE_MESSAGE = "Generation failed: Content violates the content policy"
 MAY_EXIST = "may have created this video task, and may bill it"
@@ -184,6 +193,7 @@ async def test_tools_list_offers_exactly_the_six_tools_with_their_annotations(mc
         "remix_video": "Remix a video",
         "download_video": "Download a video",
         "get_spending": "Get spending",
+        "inspect_video": "Inspect a video",
     }
 
 

@@ -23,7 +23,16 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real subprocesses
 
 CREATE = "/v1/videos/generations"
 VIDEO_STATUS = "/v1/videos/generations/"
-TOOLS = ["create_character", "create_video", "download_video", "get_spending", "get_task", "list_tasks", "remix_video"]
+TOOLS = [
+    "create_character",
+    "create_video",
+    "download_video",
+    "get_spending",
+    "get_task",
+    "inspect_video",
+    "list_tasks",
+    "remix_video",
+]
 CANARY = "sk-canary-0d4f7b2e91c35a68"
 SERVER = [sys.executable, "-m", "sora_mcp"]
 

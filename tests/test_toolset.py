@@ -38,6 +38,7 @@ def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
         "get_task",
         "list_tasks",
         "get_spending",
+        "inspect_video",
     ]
     for tool in built:
         sdk = Tool.from_function(tool.fn, title=tool.title, description=tool.description, annotations=tool.annotations)
