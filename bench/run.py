@@ -12,7 +12,8 @@ Every figure is a median (min-max) over repeated runs, next to its reference fro
 4. resident memory idle and after 1,000 calls vs the bare server;
 5. agent economy: tool calls and bytes of tool output from create to a completed 3-minute task (time-scaled),
    polling at ``next_poll_seconds`` vs ``get_task(wait_seconds=...)``;
-6. creates + lists per second through 1 and 4 stateless replicas on SQLite and on PostgreSQL (``replicas.py``).
+6. creates + lists per second through 1 and 4 stateless replicas on SQLite and on PostgreSQL (``replicas.py``);
+7. ``inspect_video`` of a 15 s 720p clip made with PyAV: time and peak memory in a fresh process (``inspection.py``).
 
 The gateway is the sandbox simulator in its own process on loopback (``bench/gateway.py``).
 """
@@ -39,6 +40,7 @@ from typing import Any
 
 import anyio
 import httpx2
+from inspection import inspection_rows
 from mcp import Client, StdioServerParameters
 from replicas import replica_rows
 
@@ -592,6 +594,9 @@ async def run(quick: bool, output: Path, baseline: Path | None = None) -> None:
     print("6. replicas", file=sys.stderr)
     with background([PY, str(BENCH / "gateway.py"), str(gateway_port)], env, gateway_port):
         rows.extend(await replica_rows(stateless_replicas, env, quick))
+
+    print("7. inspect_video", file=sys.stderr)
+    rows.extend(inspection_rows(quick))  # blocking, alone: nothing else runs by now
 
     header = [
         "# Benchmarks",
