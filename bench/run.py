@@ -14,6 +14,7 @@ Every figure is a median (min-max) over repeated runs, next to its reference fro
    polling at ``next_poll_seconds`` vs ``get_task(wait_seconds=...)``;
 6. creates + lists per second through 1 and 4 stateless replicas on SQLite and on PostgreSQL (``replicas.py``);
 7. a 10 MB local reference image prepared for a create: read, checked, encoded, validated (``local_image.py``).
+8. ``inspect_video`` of a 15 s 720p clip made with PyAV: time and peak memory in a fresh process (``inspection.py``).
 
 The gateway is the sandbox simulator in its own process on loopback (``bench/gateway.py``).
 """
@@ -40,6 +41,7 @@ from typing import Any
 
 import anyio
 import httpx2
+from inspection import inspection_rows
 from local_image import local_image_rows
 from mcp import Client, StdioServerParameters
 from replicas import replica_rows
@@ -597,6 +599,8 @@ async def run(quick: bool, output: Path, baseline: Path | None = None) -> None:
 
     print("7. local reference image", file=sys.stderr)
     rows.extend(await local_image_rows(quick))
+    print("8. inspect_video", file=sys.stderr)
+    rows.extend(inspection_rows(quick))  # blocking, alone: nothing else runs by now
 
     header = [
         "# Benchmarks",

@@ -237,11 +237,8 @@ async def download_task_video(
         if video is None:
             confined_path(existing, name or default_filename(task_id))
 
-    fetcher = _TaskFiles(client, task_id, await client.get_task(task_id))
-    fetcher.check_downloadable()
+    fetcher = await completed_video_media(client, task_id, now=now)
     directory = prepare_output_dir(output_dir)  # created only once there is something to save
-    if fetcher.task.expires_at is not None and fetcher.task.expires_at <= now:
-        await fetcher.refresh()
     if video is None:
         target = confined_path(directory, name or default_filename(task_id))
         video = await fetcher.save(
@@ -262,13 +259,27 @@ async def download_task_video(
     return SavedVideo(task_id, video, thumbnail, include_thumbnail, has_thumbnail, thumbnail_problem)
 
 
-class _TaskFiles:
-    """The media of one task, with the one-time refresh of expired URLs shared by the video and thumbnail."""
+async def completed_video_media(
+    client: SoraClient, task_id: str, *, now: float, tool: str = "download_video"
+) -> "TaskMedia":
+    """The media of a completed video task, read from the gateway, its URLs refreshed once if ``expires_at`` has
+    passed. Raises ``TaskNotReadyError`` (its advice names ``tool``) when the task has no video to fetch."""
+    media = TaskMedia(client, task_id, await client.get_task(task_id), tool=tool)
+    media.check_downloadable()
+    if media.task.expires_at is not None and media.task.expires_at <= now:
+        await media.refresh()
+    return media
 
-    def __init__(self, client: SoraClient, task_id: str, task: Task) -> None:
+
+class TaskMedia:
+    """The media of one task, with the one-time refresh of expired URLs shared by the video and thumbnail (and by
+    ``inspect_video``, which streams the video to a temporary file the same way)."""
+
+    def __init__(self, client: SoraClient, task_id: str, task: Task, *, tool: str = "download_video") -> None:
         self.client = client
         self.task_id = task_id
         self.task = task
+        self.tool = tool
         self.refreshed = False
 
     def check_downloadable(self) -> None:
@@ -290,7 +301,7 @@ class _TaskFiles:
             raise TaskNotReadyError(
                 f"Task {task_id} is {task.status} ({task.progress}%), so there is no video yet. Call get_task "
                 f"with task_id='{task_id}' and wait_seconds={MAX_WAIT_SECONDS} until it is completed, then "
-                "download_video.",
+                f"{self.tool}.",
                 task_id=task_id,
                 status=task.status,
             )

@@ -357,3 +357,66 @@ def parse_task(raw: Mapping[str, Any], kind: TaskKind, *, now: float, task_id: s
         error=_error(fail_reason, status),
         upstream_status=upstream_status or None,
     )
+
+
+# --------------------------------------------------------------------------------------------- inspect_video
+
+
+class VideoFinding(BaseModel):
+    """Something in the video worth a look before it is reported as done."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
+
+    kind: Literal["black", "frozen", "duration_mismatch", "aspect_ratio_mismatch"] = Field(
+        description="black: black or near-black frames; frozen: no visible motion; duration_mismatch, "
+        "aspect_ratio_mismatch: the video differs from what the create request asked for."
+    )
+    start_seconds: float | None = Field(None, description="black, frozen: time of the first sample in the stretch.")
+    end_seconds: float | None = Field(None, description="black, frozen: time of the last sample in the stretch.")
+    expected: str | None = Field(None, description="Mismatches: what the request asked for, e.g. '10 s', '16:9'.")
+    actual: str | None = Field(None, description="Mismatches: what the video is, e.g. '5 s', '720x1280 (9:16)'.")
+    note: str = Field(description="What the finding means, in one sentence.")
+
+
+class ContactSheet(BaseModel):
+    """The image in this result: frames of the video on a grid, each labelled with its time in seconds."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
+
+    frame_times_seconds: list[float] = Field(description="Time of each frame, left to right, top to bottom.")
+    columns: int
+    rows: int
+    width: int = Field(description="Width of the image in pixels.")
+    height: int = Field(description="Height of the image in pixels.")
+    bytes: int = Field(description="Size of the JPEG image.")
+
+
+class VideoInspection(BaseModel):
+    """What inspect_video saw in a completed video: its facts, a contact sheet (the image) and findings."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: start-up reads the shipped schemas
+
+    task_id: str = Field(description="The video task inspected.")
+    source: Literal["downloaded_file", "streamed"] = Field(
+        description="downloaded_file: the file download_video saved (path); streamed: fetched from video_url into "
+        "a temporary file, deleted afterwards."
+    )
+    path: str | None = Field(None, description="The downloaded file inspected, when source is downloaded_file.")
+    duration_seconds: float
+    width: int = Field(description="Frame width in pixels.")
+    height: int = Field(description="Frame height in pixels.")
+    frame_rate: float | None = Field(None, description="Frames per second, when the file declares it.")
+    codec: str = Field(description="Video codec, e.g. h264.")
+    has_audio: bool = Field(description="Whether the file has an audio track.")
+    audio_codec: str | None = Field(None, description="Audio codec, e.g. aac, when there is audio.")
+    requested_duration_seconds: int | None = Field(
+        None, description="The duration the create request asked for (or its default), from the task journal."
+    )
+    requested_aspect_ratio: str | None = Field(None, description="The size the create request asked for, e.g. 16:9.")
+    findings: list[VideoFinding] = Field(description="Empty when nothing was found.")
+    samples_per_second: float = Field(
+        description="How often frames were sampled for the black and frozen findings: shorter glitches can be missed."
+    )
+    samples: int = Field(description="How many frames were sampled (at 64x36 grey levels).")
+    contact_sheet: ContactSheet
+    hint: str = Field("", description="What the findings mean and what to do next.")

@@ -36,6 +36,7 @@ TOOLS = (
     "download_video",
     "get_spending",
     "player_state",
+    "inspect_video",
 )
 
 
@@ -99,6 +100,7 @@ def refused(session: Session, tool: str, arguments: dict[str, Any]) -> str:
         ("get_task", {"task_id": "task_1", "wait": 5}, "wait"),
         ("list_tasks", {"limt": 5}, "limt"),
         ("download_video", {"task_id": "task_1", "file_name": "x.mp4"}, "file_name"),
+        ("inspect_video", {"task_id": "task_1", "frames": 12}, "frames"),
     ],
 )
 def test_unknown_arguments_are_refused_by_name_with_the_allowed_ones(

@@ -585,10 +585,10 @@ def test_options_the_transport_would_ignore_are_usage_errors(
 @pytest.mark.slow
 def test_the_stdio_path_imports_only_what_start_up_needs() -> None:
     """Building the stdio server imports neither sora_mcp's HTTP transports and OAuth (nor PyJWT), nor the sandbox,
-    nor the download code (loaded on first use), nor the PostgreSQL driver (only with SORA_DATABASE_URL): every
-    import is start-up time in the user's editor."""
+    nor the download code or inspect_video's PyAV (loaded on first use), nor the PostgreSQL driver (only with
+    SORA_DATABASE_URL): every import is start-up time in the user's editor."""
     modules = ("sora_mcp.http", "sora_mcp.oauth", "jwt", "sora_mcp.sandbox", "sora_mcp.download")
-    modules += ("sora_mcp.journal_postgres", "psycopg")
+    modules += ("sora_mcp.journal_postgres", "psycopg", "sora_mcp.inspect_video", "sora_mcp.media_check", "av")
     code = (
         "import sys, sora_mcp.__main__, sora_mcp.server, sora_mcp.config\n"
         "sora_mcp.server.build_server(sora_mcp.config.Settings())\n"

@@ -43,6 +43,7 @@ TOOLS = {
     "list_tasks",
     "get_spending",
     "player_state",
+    "inspect_video",
 }
 CLIENT_TIMEOUT = 90
 """Seconds one client run may take; a run takes 1-4 s, so only a hang reaches this."""
@@ -293,6 +294,17 @@ def get_spending_case(gateway: Gateway) -> ToolCase:
     return ToolCase({}, check)
 
 
+def inspect_video_case(gateway: Gateway) -> ToolCase:
+    source = gateway.completed_video()
+
+    def check(seen: dict[str, Any]) -> None:
+        assert (seen["task_id"], seen["source"], seen["duration_seconds"]) == (source, "streamed", 3.0)
+        assert (seen["width"], seen["height"], seen["has_audio"]) == (320, 180, True)
+        assert len(seen["contact_sheet"]["frame_times_seconds"]) == 6
+
+    return ToolCase({"task_id": source}, check)
+
+
 TOOL_CASES: dict[str, Callable[[Gateway], ToolCase]] = {
     "create_video": create_video_case,
     "create_character": create_character_case,
@@ -302,6 +314,7 @@ TOOL_CASES: dict[str, Callable[[Gateway], ToolCase]] = {
     "list_tasks": list_tasks_case,
     "get_spending": get_spending_case,
     "player_state": player_state_case,
+    "inspect_video": inspect_video_case,
 }
 """One successful call per tool; a new tool needs its case here (the coverage test fails until it has one)."""
 

@@ -1900,6 +1900,209 @@ that awaits the user's yes, the quote to confirm (``confirmation_required``), wi
     )
 
 
+def test_inspect_video_as_published() -> None:
+    assert published()["tools"]["inspect_video"] == snapshot(
+        {
+            "name": "inspect_video",
+            "title": "Inspect a video",
+            "description": """\
+Look at a completed video: returns a contact sheet (an image of 6 frames, each labelled with its time), the
+file's facts (duration, width, height, frame rate, codec, audio) and findings.
+
+Free: the gateway does not charge for it (it reads the task and fetches the video, or uses the file
+download_video saved); nothing is saved. Call it once get_task says "completed", before telling the user the
+video is done, and judge the contact sheet against what the user asked for. Findings: "black" (black or
+near-black frames), "frozen" (no visible motion), "duration_mismatch" and "aspect_ratio_mismatch" (other
+than the create request asked); they come from frames sampled a few times per second (samples_per_second),
+so a shorter glitch can be missed, a black moment at the very start or end may be a fade and a frozen one a
+deliberately still shot. Tell the user about real problems; a new video costs money: only if they ask.\
+""",
+            "inputSchema": {
+                "properties": {
+                    "task_id": {
+                        "description": "The task_id returned by create_video or create_character.",
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,199}$",
+                        "title": "Task Id",
+                        "type": "string",
+                    }
+                },
+                "required": ["task_id"],
+                "type": "object",
+                "title": "inspect_videoArguments",
+            },
+            "outputSchema": {
+                "properties": {
+                    "task_id": {"description": "The video task inspected.", "title": "Task Id", "type": "string"},
+                    "source": {
+                        "description": "downloaded_file: the file download_video saved (path); streamed: fetched from video_url into a temporary file, deleted afterwards.",
+                        "enum": ["downloaded_file", "streamed"],
+                        "title": "Source",
+                        "type": "string",
+                    },
+                    "path": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The downloaded file inspected, when source is downloaded_file.",
+                        "title": "Path",
+                    },
+                    "duration_seconds": {"title": "Duration Seconds", "type": "number"},
+                    "width": {"description": "Frame width in pixels.", "title": "Width", "type": "integer"},
+                    "height": {"description": "Frame height in pixels.", "title": "Height", "type": "integer"},
+                    "frame_rate": {
+                        "anyOf": [{"type": "number"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Frames per second, when the file declares it.",
+                        "title": "Frame Rate",
+                    },
+                    "codec": {"description": "Video codec, e.g. h264.", "title": "Codec", "type": "string"},
+                    "has_audio": {
+                        "description": "Whether the file has an audio track.",
+                        "title": "Has Audio",
+                        "type": "boolean",
+                    },
+                    "audio_codec": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "Audio codec, e.g. aac, when there is audio.",
+                        "title": "Audio Codec",
+                    },
+                    "requested_duration_seconds": {
+                        "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The duration the create request asked for (or its default), from the task journal.",
+                        "title": "Requested Duration Seconds",
+                    },
+                    "requested_aspect_ratio": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "default": None,
+                        "description": "The size the create request asked for, e.g. 16:9.",
+                        "title": "Requested Aspect Ratio",
+                    },
+                    "findings": {
+                        "description": "Empty when nothing was found.",
+                        "items": {"$ref": "#/$defs/VideoFinding"},
+                        "title": "Findings",
+                        "type": "array",
+                    },
+                    "samples_per_second": {
+                        "description": "How often frames were sampled for the black and frozen findings: shorter glitches can be missed.",
+                        "title": "Samples Per Second",
+                        "type": "number",
+                    },
+                    "samples": {
+                        "description": "How many frames were sampled (at 64x36 grey levels).",
+                        "title": "Samples",
+                        "type": "integer",
+                    },
+                    "contact_sheet": {"$ref": "#/$defs/ContactSheet"},
+                    "hint": {
+                        "default": "",
+                        "description": "What the findings mean and what to do next.",
+                        "title": "Hint",
+                        "type": "string",
+                    },
+                },
+                "required": [
+                    "task_id",
+                    "source",
+                    "duration_seconds",
+                    "width",
+                    "height",
+                    "codec",
+                    "has_audio",
+                    "findings",
+                    "samples_per_second",
+                    "samples",
+                    "contact_sheet",
+                ],
+                "type": "object",
+                "$defs": {
+                    "ContactSheet": {
+                        "description": "The image in this result: frames of the video on a grid, each labelled with its time in seconds.",
+                        "properties": {
+                            "frame_times_seconds": {
+                                "description": "Time of each frame, left to right, top to bottom.",
+                                "items": {"type": "number"},
+                                "title": "Frame Times Seconds",
+                                "type": "array",
+                            },
+                            "columns": {"title": "Columns", "type": "integer"},
+                            "rows": {"title": "Rows", "type": "integer"},
+                            "width": {
+                                "description": "Width of the image in pixels.",
+                                "title": "Width",
+                                "type": "integer",
+                            },
+                            "height": {
+                                "description": "Height of the image in pixels.",
+                                "title": "Height",
+                                "type": "integer",
+                            },
+                            "bytes": {"description": "Size of the JPEG image.", "title": "Bytes", "type": "integer"},
+                        },
+                        "required": ["frame_times_seconds", "columns", "rows", "width", "height", "bytes"],
+                        "title": "ContactSheet",
+                        "type": "object",
+                    },
+                    "VideoFinding": {
+                        "description": "Something in the video worth a look before it is reported as done.",
+                        "properties": {
+                            "kind": {
+                                "description": "black: black or near-black frames; frozen: no visible motion; duration_mismatch, aspect_ratio_mismatch: the video differs from what the create request asked for.",
+                                "enum": ["black", "frozen", "duration_mismatch", "aspect_ratio_mismatch"],
+                                "title": "Kind",
+                                "type": "string",
+                            },
+                            "start_seconds": {
+                                "anyOf": [{"type": "number"}, {"type": "null"}],
+                                "default": None,
+                                "description": "black, frozen: time of the first sample in the stretch.",
+                                "title": "Start Seconds",
+                            },
+                            "end_seconds": {
+                                "anyOf": [{"type": "number"}, {"type": "null"}],
+                                "default": None,
+                                "description": "black, frozen: time of the last sample in the stretch.",
+                                "title": "End Seconds",
+                            },
+                            "expected": {
+                                "anyOf": [{"type": "string"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Mismatches: what the request asked for, e.g. '10 s', '16:9'.",
+                                "title": "Expected",
+                            },
+                            "actual": {
+                                "anyOf": [{"type": "string"}, {"type": "null"}],
+                                "default": None,
+                                "description": "Mismatches: what the video is, e.g. '5 s', '720x1280 (9:16)'.",
+                                "title": "Actual",
+                            },
+                            "note": {
+                                "description": "What the finding means, in one sentence.",
+                                "title": "Note",
+                                "type": "string",
+                            },
+                        },
+                        "required": ["kind", "note"],
+                        "title": "VideoFinding",
+                        "type": "object",
+                    },
+                },
+                "description": "What inspect_video saw in a completed video: its facts, a contact sheet (the image) and findings.",
+                "title": "VideoInspection",
+            },
+            "annotations": {
+                "readOnlyHint": True,
+                "destructiveHint": False,
+                "idempotentHint": True,
+                "openWorldHint": True,
+            },
+        }
+    )
+
+
 def test_instructions_resources_and_prompts_as_published() -> None:
     data = published()
     assert list(data["tools"]) == snapshot(
@@ -1912,6 +2115,7 @@ def test_instructions_resources_and_prompts_as_published() -> None:
             "list_tasks",
             "get_spending",
             "player_state",
+            "inspect_video",
         ]
     )
     assert data["instructions"] == snapshot("""\

@@ -33,6 +33,7 @@ TOOLS = [
     "download_video",
     "get_spending",
     "get_task",
+    "inspect_video",
     "list_tasks",
     "player_state",
     "remix_video",
@@ -194,6 +195,7 @@ async def test_tools_list_offers_exactly_the_six_tools_with_their_annotations(mc
         "download_video": "Download a video",
         "get_spending": "Get spending",
         "player_state": "Player: task state",
+        "inspect_video": "Inspect a video",
     }
 
 

@@ -29,6 +29,7 @@ TOOLS = [
     "download_video",
     "get_spending",
     "get_task",
+    "inspect_video",
     "list_tasks",
     "player_state",
     "remix_video",

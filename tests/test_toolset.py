@@ -42,6 +42,7 @@ def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
         "list_tasks",
         "get_spending",
         "player_state",
+        "inspect_video",
     ]
     for tool in built:
         sdk = sdk_tool(tool)

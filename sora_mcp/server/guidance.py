@@ -14,8 +14,9 @@ from sora_mcp.models import MAX_WAIT_SECONDS, Task
 from sora_mcp.spending import Estimate, usd
 from sora_mcp.tasks import TaskOutcome
 
-if TYPE_CHECKING:  # the download code is imported on first use (start-up does not need it)
+if TYPE_CHECKING:  # the download and inspection code is imported on first use (start-up does not need it)
     from sora_mcp.download import SavedVideo
+    from sora_mcp.inspect_video import Finding, Inspection
 
 QUEUED_POLL_SECONDS = 10
 RUNNING_POLL_SECONDS = 15
@@ -242,4 +243,57 @@ def download_hint(saved: "SavedVideo") -> str:
     hint += " Tell the user where the file is."
     if saved.thumbnail_problem:
         hint += f" The thumbnail was not saved: {saved.thumbnail_problem}"
+    return hint
+
+
+SANDBOX_INSPECT_NOTE = (
+    " The sandbox serves the same 3-second 320x180 test pattern for every task, so a duration or aspect ratio "
+    "mismatch is expected here."
+)
+
+
+def finding_note(finding: "Finding", samples_per_second: float) -> str:
+    """What one ``inspect_video`` finding means."""
+    every = f"sampled {samples_per_second:g} times per second"
+    if finding.kind == "black":
+        return (
+            f"Black or near-black frames from {finding.start:g} s to {finding.end:g} s ({every}). A moment at the "
+            "very start or end can be a fade; elsewhere, or for long, the video is probably broken there."
+        )
+    if finding.kind == "frozen":
+        return (
+            f"No visible motion from {finding.start:g} s to {finding.end:g} s ({every}): a frozen picture, or a "
+            "deliberately still shot; check the contact sheet and the prompt."
+        )
+    if finding.kind == "duration_mismatch":
+        return f"The video lasts {finding.actual}; the request asked for {finding.expected}."
+    return f"The video is {finding.actual}; the request asked for {finding.expected}."
+
+
+def inspection_hint(inspection: "Inspection", *, sandbox: bool) -> str:
+    """What to do after ``inspect_video``: judge the contact sheet, and tell the user about any finding."""
+    report = inspection.report
+    sheet = ", ".join(f"{at:g}" for at in report.sheet.times)
+    hint = (
+        f"The image is a contact sheet of {len(report.sheet.times)} frames at {sheet} s (labelled on each frame): "
+        "check that it shows what the user asked for before reporting the video as done."
+    )
+    sampled = f"{len(report.samples)} frames sampled {report.samples_per_second:g} times per second"
+    if inspection.requested is None:
+        hint += " The request is not in this server's task journal, so its duration and aspect ratio were not compared."
+    if not inspection.findings:
+        what = (
+            "black frames, frozen stretches or differences from the request"
+            if inspection.requested
+            else ("black frames or frozen stretches")
+        )
+        hint += f" No {what} were found in {sampled}."
+    else:
+        kinds = sorted({finding.kind.replace("_", " ") for finding in inspection.findings})
+        hint += (
+            f" Findings: {', '.join(kinds)} (see findings[].note). Tell the user what was found; making the video "
+            "again is a new, paid create_video: only if the user wants it."
+        )
+    if sandbox:
+        hint = SANDBOX_MARK + hint + SANDBOX_INSPECT_NOTE
     return hint

@@ -17,12 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sora_mcp.client import ProgressCallback
 from sora_mcp.errors import DownloadError
-from sora_mcp.models import DownloadResult, Task
-from sora_mcp.server.guidance import download_hint, human_size
+from sora_mcp.models import ContactSheet, DownloadResult, Task, VideoFinding, VideoInspection
+from sora_mcp.server.guidance import download_hint, finding_note, human_size, inspection_hint
 from sora_mcp.server.state import AppState, ToolContext
 
-if TYPE_CHECKING:  # the download code is imported on first use (start-up does not need it)
+if TYPE_CHECKING:  # the download and inspection code is imported on first use (start-up does not need it)
     from sora_mcp.download import SavedVideo
+    from sora_mcp.inspect_video import Inspection
     from sora_mcp.transfer import ByteProgress
 
 logger = logging.getLogger(__name__)
@@ -146,3 +147,49 @@ def byte_reporter(ctx: ToolContext) -> "ByteProgress":
             await ctx.report_progress(done, total, f"downloaded {human_size(done)}{of}")
 
     return report
+
+
+def inspection_result(inspection: "Inspection", *, sandbox: bool) -> CallToolResult:
+    """An inspection as a ``VideoInspection`` in structured content, the same compact JSON as text, and the contact
+    sheet as a JPEG image, so that a model that sees images can judge the frames."""
+    report, requested, sheet = inspection.report, inspection.requested, inspection.report.sheet
+    findings = [
+        VideoFinding(
+            kind=finding.kind,
+            start_seconds=finding.start,
+            end_seconds=finding.end,
+            expected=finding.expected,
+            actual=finding.actual,
+            note=finding_note(finding, report.samples_per_second),
+        )
+        for finding in inspection.findings
+    ]
+    result = VideoInspection(
+        task_id=inspection.task_id,
+        source=inspection.source,
+        path=str(inspection.path) if inspection.path is not None else None,
+        duration_seconds=report.duration,
+        width=report.width,
+        height=report.height,
+        frame_rate=report.frame_rate,
+        codec=report.codec,
+        has_audio=report.audio_codec is not None,
+        audio_codec=report.audio_codec,
+        requested_duration_seconds=requested.duration if requested else None,
+        requested_aspect_ratio=requested.aspect_ratio if requested else None,
+        findings=findings,
+        samples_per_second=report.samples_per_second,
+        samples=len(report.samples),
+        contact_sheet=ContactSheet(
+            frame_times_seconds=sheet.times,
+            columns=sheet.columns,
+            rows=sheet.rows,
+            width=sheet.width,
+            height=sheet.height,
+            bytes=len(sheet.jpeg),
+        ),
+        hint=inspection_hint(inspection, sandbox=sandbox),
+    )
+    data = result.model_dump(mode="json", exclude_none=True)
+    image = ImageContent(type="image", data=base64.b64encode(sheet.jpeg).decode("ascii"), mime_type="image/jpeg")
+    return CallToolResult(content=[TextContent(type="text", text=to_json(data)), image], structured_content=data)

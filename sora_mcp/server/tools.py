@@ -25,6 +25,7 @@ from sora_mcp.models import (
     Task,
     TaskKind,
     TaskStatus,
+    VideoInspection,
     VideoModel,
     check_task_id,
 )
@@ -44,6 +45,7 @@ from sora_mcp.server.results import (
     byte_reporter,
     data_result,
     download_result,
+    inspection_result,
     list_result,
     task_result,
     wait_reporter,
@@ -412,3 +414,31 @@ async def player_state(ctx: ToolContext, task_id: TaskId) -> Annotated[CallToolR
     with tool_errors(state.secret, task_id=task_id):
         found = await state.tasks.get_task(task_id, wait_seconds=NO_WAIT, on_progress=None)
         return task_result(state.render(found))
+
+
+@TOOLS.tool(title="Inspect a video", annotations=READ_ANNOTATIONS)
+async def inspect_video(ctx: ToolContext, task_id: TaskId) -> Annotated[CallToolResult, VideoInspection]:
+    """Look at a completed video: returns a contact sheet (an image of 6 frames, each labelled with its time), the
+    file's facts (duration, width, height, frame rate, codec, audio) and findings.
+
+    Free: the gateway does not charge for it (it reads the task and fetches the video, or uses the file
+    download_video saved); nothing is saved. Call it once get_task says "completed", before telling the user the
+    video is done, and judge the contact sheet against what the user asked for. Findings: "black" (black or
+    near-black frames), "frozen" (no visible motion), "duration_mismatch" and "aspect_ratio_mismatch" (other
+    than the create request asked); they come from frames sampled a few times per second (samples_per_second),
+    so a shorter glitch can be missed, a black moment at the very start or end may be a fade and a frozen one a
+    deliberately still shot. Tell the user about real problems; a new video costs money: only if they ask.
+    """
+    from sora_mcp.inspect_video import inspect_task_video  # on first use: start-up does not import PyAV
+
+    state = app_state(ctx)
+    with tool_errors(state.secret, task_id=task_id):
+        inspection = await inspect_task_video(
+            state.tasks.client,
+            state.settings,
+            state.tasks.journal,
+            task_id,
+            now=state.clock(),
+            on_progress=byte_reporter(ctx),
+        )
+        return inspection_result(inspection, sandbox=state.settings.sandbox)
