@@ -31,25 +31,30 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def new_journal(journal_backend: str, state_dir: Path) -> Callable[..., Journal]:
-    """Journals on the backend under test, all in the same place (one file, or one database)."""
+async def new_journal(journal_backend: str, state_dir: Path) -> AsyncIterator[Callable[..., Journal]]:
+    """Journals on the backend under test, all in the same place (one file, or one database); closed at the end
+    (a PostgreSQL pool left to the garbage collector may be closed on one of its own threads)."""
     url = os.environ.get("SORA_DATABASE_URL")
+    made: list[Journal] = []
 
     def new_journal(**options: Any) -> Journal:
         if journal_backend == "postgres":
             assert url is not None
-            return Journal(PostgresStore(url), **options)
-        return Journal(journal_path(state_dir), **options)
+            made.append(Journal(PostgresStore(url), **options))
+        else:
+            made.append(Journal(journal_path(state_dir), **options))
+        return made[-1]
 
-    return new_journal
+    yield new_journal
+    for journal in made:
+        await journal.close()
 
 
 @pytest.fixture
-async def journal(new_journal: Callable[..., Journal], clock: ManualClock) -> AsyncIterator[Journal]:
+async def journal(new_journal: Callable[..., Journal], clock: ManualClock) -> Journal:
     journal = new_journal(clock=clock)
     await journal.open()
-    yield journal
-    await journal.close()
+    return journal
 
 
 def video(prompt: str = "a cat surfing", **fields: object) -> Submission:

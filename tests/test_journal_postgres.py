@@ -101,8 +101,10 @@ async def test_a_journal_of_a_newer_version_is_refused_naming_the_masked_url(
     await journal.close()
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(f"UPDATE {SCHEMA}.journal_schema SET version = 99")
+    newer = Journal(PostgresStore(database_url))
     with pytest.raises(JournalError) as caught:
-        await Journal(PostgresStore(database_url)).open()
+        await newer.open()
+    await newer.close()  # a pool left to the garbage collector may be closed on one of its own threads
     assert str(caught.value) == (
         f"The task journal {masked(database_url, postgres.password)} was written by a newer sora-mcp (schema 99; "
         f"this one knows {SCHEMA_VERSION}). Upgrade sora-mcp, or point SORA_DATABASE_URL at another database."

@@ -191,7 +191,8 @@ async def test_in_chromium_the_player_shows_progress_then_plays_the_video(
     assert seen["errors"] == [], seen
     assert seen["played"] is True, seen
     states = seen["states"]
-    assert states[0] == "loading" and "progress" in states and states[-1] == "playing", states
+    # The host samples the view's state every 50 ms: "loading" may pass unseen, "progress" lasts for seconds.
+    assert "progress" in states and states[-1] == "playing", states
     assert states.index("progress") < states.index("playing")
     assert "player_state" in seen["calls"]
     assert seen["video"]["src"].startswith("http://127.0.0.1:") and seen["video"]["src"].endswith(".mp4")

@@ -49,6 +49,9 @@ def test_tools_are_built_exactly_as_the_sdk_builds_them(tmp_path: Path) -> None:
         for field in ("name", "title", "description", "meta", "is_async", "resolved_params"):
             assert getattr(tool, field) == getattr(sdk, field), (tool.name, field)
         assert plans(tool) == plans(sdk), tool.name
+        # The argument model (made on the first call when the input schema ships) validates as the SDK's does.
+        assert tool.fn_metadata.arg_model.model_json_schema(by_alias=True) == sdk.parameters, tool.name
+        assert list(tool.fn_metadata.arg_model.model_fields) == list(sdk.fn_metadata.arg_model.model_fields)
         assert tool.parameters == sdk.parameters, tool.name
         assert tool.output_schema == sdk.output_schema, tool.name
         assert tool.fn_metadata.output_model is sdk.fn_metadata.output_model, tool.name

@@ -23,7 +23,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from sora_mcp.server.errors import argument_errors, unknown_arguments
@@ -78,10 +78,53 @@ class ToolSet:
             models = {model for _, model in self._tools}
             schemas = shipped_schemas(models) or result_schemas(models)
             for tool, model in self._tools:
-                arg_model = tool.fn_metadata.arg_model
-                tool.fn_metadata = FuncMetadata(arg_model=arg_model, output_model=model, output_schema=schemas[model])
+                if isinstance(tool.fn_metadata, DeferredArguments):  # shipped input schema: arguments on first call
+                    tool.fn_metadata = DeferredArguments.of(tool.fn, model, schemas[model], tool.fn_metadata.skip)
+                else:
+                    arg_model = tool.fn_metadata.arg_model
+                    tool.fn_metadata = FuncMetadata(
+                        arg_model=arg_model, output_model=model, output_schema=schemas[model]
+                    )
             self._built = [tool for tool, _ in self._tools]
         return list(self._built)
+
+
+class DeferredArguments(FuncMetadata):
+    """The SDK's ``FuncMetadata`` whose argument model (a pydantic model per tool, the largest part of building a
+    tool) is made on the first call that needs it, not at start-up: ``tools/list`` needs only the shipped input
+    schema and the output schema. Used only with a shipped input schema (``shipped_parameters``)."""
+
+    _fn: Callable[..., Any] | None = PrivateAttr(default=None)
+    _skip: tuple[str, ...] = PrivateAttr(default=())
+
+    @classmethod
+    def of(
+        cls,
+        fn: Callable[..., Any],
+        output_model: type[BaseModel] | None,
+        output_schema: dict[str, Any] | None,
+        skip: tuple[str, ...],
+    ) -> "DeferredArguments":
+        # arg_model is left unset on purpose: __getattr__ makes it on first use.
+        metadata = cls.model_construct(  # type: ignore[call-arg]
+            output_model=output_model, output_schema=output_schema, wrap_output=False
+        )
+        metadata._fn, metadata._skip = fn, skip
+        return metadata
+
+    @property
+    def skip(self) -> tuple[str, ...]:
+        return self._skip
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "arg_model":  # not set by model_construct: made now, once
+            from mcp.server.mcpserver.utilities.func_metadata import func_metadata
+
+            assert self._fn is not None
+            arg_model = func_metadata(self._fn, skip_names=self._skip, structured_output=False).arg_model
+            self.__dict__["arg_model"] = arg_model
+            return arg_model
+        return super().__getattr__(name)  # type: ignore[misc]
 
 
 class CheckedTool(Tool):
@@ -211,14 +254,13 @@ def tool_fields(
     (``tests/test_toolset.py`` checks the result equals the SDK's own, field by field)."""
     from mcp.server.mcpserver.resolve import build_resolver_plans, find_resolved_parameters
     from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
-    from mcp.server.mcpserver.utilities.func_metadata import func_metadata
     from mcp.shared._callable_inspection import is_async_callable
 
     context_kwarg = find_context_parameter(fn)
     resolved = find_resolved_parameters(fn)
-    skip = [context_kwarg] if context_kwarg is not None else []
-    metadata = func_metadata(fn, skip_names=[*skip, *resolved], structured_output=False)
-    names = {field.alias or name for name, field in metadata.arg_model.model_fields.items()}
+    skip = (*([context_kwarg] if context_kwarg is not None else []), *resolved)
+    metadata = DeferredArguments.of(fn, None, None, skip)
+    names = set(parameters.get("properties", {}))  # the arguments' wire names (alias, else name), as the SDK's
     return {
         "fn": fn,
         "name": fn.__name__,
