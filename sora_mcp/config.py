@@ -402,17 +402,32 @@ def is_loopback(host: str) -> bool:
 
 def mask_database_url(url: str) -> str:
     """``url`` as messages show it: ``postgresql://user:***@host:5432/db``, any ``password=`` parameter masked."""
-    from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
+    return database_url_secrets(url)[0]
 
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, _, host = netloc.rpartition("@")
-        user, has_password, _ = credentials.partition(":")
-        netloc = f"{user}:***@{host}" if has_password else netloc
-    query = [(name, "***" if name.lower() == "password" else item) for name, item in parse_qsl(parts.query)]
-    masked = SplitResult(parts.scheme, netloc, parts.path, urlencode(query, safe="*"), "")
-    return masked.geturl()
+
+def database_url_secrets(url: str) -> tuple[str, tuple[str, ...]]:
+    """``url`` masked, and every spelling of its password to mask in other text (as written and decoded).
+
+    Read the way libpq reads it: the user and password end at the last ``@`` before the first ``/``, so a
+    password may hold ``#`` or ``?`` (``urlsplit`` would stop there and mask nothing)."""
+    import re
+    from urllib.parse import unquote
+
+    scheme, separator, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    secrets: list[str] = []
+    if "@" in authority:
+        credentials, _, hosts = authority.rpartition("@")
+        user, has_password, password = credentials.partition(":")
+        if has_password:
+            secrets += [password, unquote(password)]
+            authority = f"{user}:***@{hosts}"
+    query = re.compile(r"([?&]password=)([^&]*)", re.IGNORECASE)
+    remainder = authority + slash + tail
+    for _, value in query.findall(remainder):
+        secrets += [value, unquote(value)]
+    masked = scheme + separator + query.sub(r"\1***", remainder)
+    return masked, tuple(sorted({secret for secret in secrets if len(secret) >= 4}, key=len, reverse=True))
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -13,6 +13,7 @@ if the thread hangs inside FFmpeg). The findings are facts (:class:`Finding`); `
 
 import json
 import tempfile
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -110,6 +111,21 @@ async def inspect_task_video(
 
 
 _limiter: anyio.CapacityLimiter | None = None
+_decoding = threading.BoundedSemaphore(CONCURRENT_CHECKS)
+"""Decodes running in threads: the limiter's slot is given back when a waiting call is cancelled, while its
+thread may still run until the file's own deadline; this semaphore counts the threads themselves."""
+
+
+def _bounded(path: Path, *, deadline: float) -> MediaReport:
+    if not _decoding.acquire(blocking=False):
+        raise VideoCheckError(
+            f"{CONCURRENT_CHECKS} videos are being inspected already (one may be stuck on a damaged file until "
+            "its deadline): try again in a moment."
+        )
+    try:
+        return check_video(path, deadline=deadline)
+    finally:
+        _decoding.release()
 
 
 async def check_within_deadline(path: Path, deadline_seconds: float = CHECK_DEADLINE_SECONDS) -> MediaReport:
@@ -117,7 +133,7 @@ async def check_within_deadline(path: Path, deadline_seconds: float = CHECK_DEAD
     global _limiter
     if _limiter is None:
         _limiter = anyio.CapacityLimiter(CONCURRENT_CHECKS)
-    check = partial(check_video, path, deadline=time.monotonic() + deadline_seconds)
+    check = partial(_bounded, path, deadline=time.monotonic() + deadline_seconds)
     try:
         with anyio.fail_after(deadline_seconds + 5):
             return await anyio.to_thread.run_sync(check, limiter=_limiter, abandon_on_cancel=True)

@@ -24,14 +24,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import psycopg
 import psycopg_pool
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from sora_mcp.config import mask_database_url, redact
+from sora_mcp.config import database_url_secrets, redact
 from sora_mcp.errors import JournalError
 from sora_mcp.journal_schema import SCHEMA_VERSION, newer_schema_error, postgres_statements
 
@@ -54,10 +53,9 @@ class PostgresStore:
     def __init__(
         self, url: str, *, pool_size: int = 10, busy_timeout: float = 5.0, connect_timeout: float = 3.0
     ) -> None:
-        self.where = mask_database_url(url)
+        self.where, self._secrets = database_url_secrets(url)
         self.ever_opened = False
         self._url = url
-        self._password = urlsplit(url).password or None
         self._pool_size = pool_size
         self._busy_timeout = busy_timeout
         self._connect_timeout = connect_timeout
@@ -65,24 +63,28 @@ class PostgresStore:
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._migrated = False
         self._down: tuple[float, JournalError] | None = None
+        self._probe_lock = threading.Lock()
 
     def run(self, operation: Callable[[Any], T]) -> T:
         """Run ``operation`` on a pooled connection (the schema created or migrated first); raises
         ``JournalError``."""
         down = self._down
         if down is not None and time.monotonic() < down[0]:
-            raise down[1]
-        pool = self._open_pool()
-        try:
-            with pool.connection() as connection:
-                if not self._migrated:
-                    self._migrate(connection)
-                result = operation(_Connection(connection))
-        except psycopg.Error as exc:
-            error = self._error(exc)
-            if isinstance(exc, psycopg_pool.PoolTimeout):
-                self._down = (time.monotonic() + FAIL_FAST_SECONDS, error)
-            raise error from None
+            raise JournalError(str(down[1]), path=self.where)  # a fresh error: its traceback does not grow
+        for attempt in (1, 2):  # a second time only with a new pool, when the old one lagged behind an outage
+            pool = self._open_pool()
+            try:
+                with pool.connection() as connection:
+                    if not self._migrated:
+                        self._migrate(connection)
+                    result = operation(_Connection(connection))
+                break
+            except psycopg_pool.PoolTimeout as exc:
+                error, renewed = self._no_connection(pool, exc)
+                if not (renewed and attempt == 1):
+                    raise error from None
+            except psycopg.Error as exc:
+                raise self._error(exc) from None
         if self._down is not None:
             logger.info("The task journal %s is reachable again", self.where)
             self._down = None
@@ -153,20 +155,47 @@ class PostgresStore:
 
     def _error(self, exc: psycopg.Error) -> JournalError:
         """A ``JournalError`` naming the database (password masked), what went wrong and the fix."""
-        if isinstance(exc, psycopg_pool.PoolTimeout):
-            exc = self._why_not_connected() or exc
         problem, fix = _advice(exc, self._busy_timeout)
-        message = redact(f"The task journal {self.where} {problem}. {fix}.", self._password)
+        message = f"The task journal {self.where} {problem}. {fix}."
+        for secret in self._secrets:
+            message = redact(message, secret)
         return JournalError(message, path=self.where)
 
-    def _why_not_connected(self) -> psycopg.Error | None:
-        """The pool only says it timed out: one direct attempt tells whether the server refused, the password
-        was wrong or the database is missing."""
+    def _no_connection(
+        self, pool: "psycopg_pool.ConnectionPool[Any]", timeout: psycopg.Error
+    ) -> tuple[JournalError, bool]:
+        """The pool gave no connection in time. One direct attempt (one thread at a time; the others fail fast on
+        its answer) tells a database that is away (refused, password, missing database: calls in the next
+        second fail at once) from one that answers: then the pool is busy, or still backing off from an outage
+        (its attempts wait 1, 2, 4... s), and a new pool replaces it (the answer's flag) for the call to retry."""
+        if not self._probe_lock.acquire(blocking=False):
+            down = self._down
+            return (self._error(timeout) if down is None else JournalError(str(down[1]), path=self.where)), False
         try:
-            psycopg.connect(self._url, **self._connect_arguments()).close()
-        except psycopg.Error as exc:
-            return exc
-        return None
+            try:
+                psycopg.connect(self._url, **self._connect_arguments()).close()
+            except psycopg.Error as exc:
+                error = self._error(exc)
+                self._down = (time.monotonic() + FAIL_FAST_SECONDS, error)
+                return error, False
+            stats = pool.get_stats()
+            if stats.get("pool_size", 0) < self._pool_size:  # not busy: connections are missing, being retried
+                self._replace_pool(pool)
+                back = f"The task journal {self.where} was away and is back, but did not answer in time. Try again."
+                return JournalError(back, path=self.where), True
+            busy = (
+                f"The task journal {self.where} is busy: all {self._pool_size} connections stayed in use for "
+                f"{self._connect_timeout:g} s. Try again in a moment, or raise SORA_DATABASE_POOL_SIZE."
+            )
+            return JournalError(busy, path=self.where), False
+        finally:
+            self._probe_lock.release()
+
+    def _replace_pool(self, stale: "psycopg_pool.ConnectionPool[Any]") -> None:
+        with self._lock:
+            if self._pool is stale:
+                self._pool = None
+        stale.close(timeout=0)
 
 
 def _advice(exc: psycopg.Error, busy_timeout: float) -> tuple[str, str]:

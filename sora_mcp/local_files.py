@@ -27,7 +27,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import anyio.to_thread
@@ -138,7 +138,7 @@ def read_image(entry: str, roots: tuple[Path, ...], max_bytes: int, roots_shown:
     except OSError as exc:
         raise LocalImageProblem(f"unreadable ({_reason(exc)})") from None
     _check_kind(info, max_bytes)
-    data = _read_bounded(resolved, max_bytes)
+    data = _read_bounded(resolved, max_bytes, Confinement(info, roots, roots_shown))
     media_type = sniff_image_type(data[:16])
     if media_type is None:
         raise LocalImageProblem(f"not a {IMAGE_NAMES} image (its bytes are {describe_content(data)})")
@@ -191,14 +191,35 @@ def _check_kind(info: os.stat_result, max_bytes: int) -> None:
         )
 
 
-def _read_bounded(path: Path, max_bytes: int) -> bytes:
+class Confinement(NamedTuple):
+    """What the opened file must still be: the file that was checked, inside the roots."""
+
+    checked: os.stat_result
+    roots: tuple[Path, ...]
+    roots_shown: str
+
+    def verify(self, fd: int, opened: os.stat_result) -> None:
+        """Refuse a file swapped since the check: another file, or (a folder on the way replaced by a symbolic
+        link) one outside the roots, as the kernel names the open file where it can (``/proc/self/fd``)."""
+        if (opened.st_dev, opened.st_ino) != (self.checked.st_dev, self.checked.st_ino):
+            raise LocalImageProblem("it changed while being opened; try again")
+        where = Path(f"/proc/self/fd/{fd}")
+        if where.exists():
+            actual = Path(os.path.realpath(where))
+            if not any(actual.is_relative_to(root) for root in self.roots):
+                raise LocalImageProblem(f"outside the allowed folders ({self.roots_shown})")
+
+
+def _read_bounded(path: Path, max_bytes: int, confinement: Confinement) -> bytes:
     """At most ``max_bytes`` of the regular file at ``path`` (no final symbolic link followed, no blocking open)."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         raise LocalImageProblem(f"unreadable ({_reason(exc)})") from None
     try:
-        _check_kind(os.fstat(fd), max_bytes)  # what was opened, in case the file was swapped since the stat
+        opened = os.fstat(fd)
+        _check_kind(opened, max_bytes)  # what was opened, in case the file was swapped since the stat
+        confinement.verify(fd, opened)
         chunks: list[bytes] = []
         size = 0
         while size <= max_bytes:

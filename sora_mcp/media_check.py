@@ -113,6 +113,8 @@ def check_video(path: Path, *, deadline: float) -> MediaReport:
             return _inspect(container, deadline)
         except av.error.FFmpegError as exc:
             raise VideoCheckError(f"Decoding the video failed: it is corrupt or truncated ({_why(exc)}).") from None
+        except ValueError as exc:  # PyAV's own refusals (an odd frame layout): still a file we cannot read
+            raise VideoCheckError(f"The video could not be decoded ({exc}).") from None
 
 
 def _why(exc: Exception) -> str:
@@ -303,17 +305,20 @@ def _sheet(tiles: list[tuple[float, VideoFrame]]) -> Sheet:
                 start = (top + row) * plane.line_size + left
                 canvas[start : start + source.width] = data[row * stride : row * stride + source.width]
             if number == 0:
-                _label(canvas, plane.line_size, left + 4, top + 4, f"{at:g}s")
+                _label(canvas, plane.line_size, left + 4, top + 4, f"{at:g}s", room=(tile_width - 8, tile_height - 8))
         planes.append(canvas)
     for plane, canvas in zip(sheet.planes, planes, strict=True):
         plane.update(bytes(canvas))
     return Sheet(_jpeg(sheet), times, columns, rows, width, height)
 
 
-def _label(canvas: bytearray, stride: int, left: int, top: int, text: str) -> None:
-    """White glyphs on a black box, drawn into a luma plane."""
+def _label(canvas: bytearray, stride: int, left: int, top: int, text: str, *, room: tuple[int, int]) -> None:
+    """White glyphs on a black box, drawn into a luma plane; left out when the tile has no ``room`` for them
+    (a tiny or very wide video: the times are in the result's data too)."""
     scale, advance = GLYPH_SCALE, 4 * GLYPH_SCALE
     box_width, box_height = len(text) * advance + scale, 7 * scale
+    if box_width > room[0] or box_height > room[1]:
+        return
     for row in range(box_height):
         start = (top + row) * stride + left
         canvas[start : start + box_width] = bytes(box_width)

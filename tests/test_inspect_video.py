@@ -372,3 +372,15 @@ async def test_inspect_video_is_listed_as_a_free_read_only_idempotent_open_world
     )
     assert tool.description is not None and "Free: the gateway does not charge for it" in tool.description
     assert list(tool.input_schema["properties"]) == ["task_id"]
+
+
+@pytest.mark.parametrize("size", [(16, 16), (800, 40), (40, 800)])
+def test_tiny_and_very_wide_videos_get_a_contact_sheet_without_labels_that_do_not_fit(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """A tile too small for its time label gets none (the times are in the data); nothing overflows the sheet."""
+    report = check_video(
+        Path(_write(tmp_path, make_clip(tmp_path / "c.mp4", size=size))), deadline=time.monotonic() + 30
+    )
+    assert report.sheet is not None and report.sheet.jpeg.startswith(b"\xff\xd8")
+    assert len(report.sheet.times) == 6

@@ -6,6 +6,7 @@ import logging
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -268,3 +269,58 @@ async def test_a_server_started_while_postgres_is_away_serves_and_says_so(
     warning = next(r.getMessage() for r in caplog.records if r.name == "sora_mcp.server.app")
     assert warning.startswith(f"The task journal {masked(url, postgres.password)} cannot be reached (")
     assert postgres.password not in caplog.text
+
+
+@pytest.mark.parametrize("password", ["s3cr#et-pass", "ab?cd-efgh", "p%40ss-word"])
+async def test_a_password_with_url_delimiters_is_masked_too(password: str) -> None:
+    """libpq ends the password at the last '@' before the first '/', so '#' and '?' belong to it: masked as a
+    whole in the URL and in every message (also decoded, and as a password= parameter)."""
+    port = free_port()
+    url = f"postgresql://sora:{password}@127.0.0.1:{port}/sora?sslmode=disable&password=other-secret"
+    store = PostgresStore(url, connect_timeout=2)
+    assert store.where == f"postgresql://sora:***@127.0.0.1:{port}/sora?sslmode=disable&password=***"
+    with anyio.fail_after(15), pytest.raises(JournalError) as caught:
+        await Journal(store).open()
+    store.close()
+    message = str(caught.value)
+    for secret in (password, "s3cr", "other-secret", "p@ss-word"):
+        assert secret not in message, secret
+
+
+@pytest.mark.slow
+async def test_after_a_long_outage_the_first_call_works_once_postgres_is_back(own_postgres: PostgresServer) -> None:
+    """The pool backs off 1, 2, 4, 8... s between attempts during an outage; once the database answers again,
+    the first call renews the pool instead of waiting for its next attempt."""
+    journal = Journal(PostgresStore(own_postgres.database(), connect_timeout=2))
+    await journal.open()
+    own_postgres.stop()
+    with anyio.fail_after(60):
+        for _ in range(6):  # about 12 s of failures: the pool's next attempt is then seconds away
+            with pytest.raises(JournalError):
+                await journal.recent(gateway=GATEWAY, limit=1)
+            await anyio.sleep(1.1)
+        own_postgres.start()
+        assert await journal.recent(gateway=GATEWAY, limit=1) == []
+    await journal.close()
+
+
+async def test_a_busy_pool_says_so_and_is_not_taken_for_an_outage(database_url: str) -> None:
+    """Every connection in use past the wait: "busy" (not "cannot be reached"), and the next call, once one is
+    free, works at once (no fail-fast window)."""
+    store = PostgresStore(database_url, pool_size=1, connect_timeout=1)
+    journal = Journal(store)
+    await journal.open()
+    release = threading.Event()
+
+    def hold(connection: object) -> None:
+        release.wait(10)
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, store.run, hold)
+            await anyio.sleep(0.3)
+            with pytest.raises(JournalError, match=r"is busy: all 1 connections stayed in use for 1 s"):
+                await journal.recent(gateway=GATEWAY, limit=1)
+            release.set()
+        assert await journal.recent(gateway=GATEWAY, limit=1) == []
+    await journal.close()

@@ -90,9 +90,9 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     seen: list[Path] = []
     real = local_files._read_bounded
 
-    def counting(path: Path, max_bytes: int) -> bytes:
+    def counting(path: Path, max_bytes: int, confinement: local_files.Confinement) -> bytes:
         seen.append(path)
-        return real(path, max_bytes)
+        return real(path, max_bytes, confinement)
 
     monkeypatch.setattr(local_files, "_read_bounded", counting)
     return seen
@@ -311,8 +311,10 @@ def test_a_file_that_grows_while_read_is_refused_and_never_read_past_the_cap(
         return real_read(fd, size)
 
     monkeypatch.setattr(local_files.os, "read", read)
+    growing = root / "growing.png"
+    confinement = local_files.Confinement(os.stat(growing), (root.resolve(),), "SORA_FILE_ROOTS: root")
     with pytest.raises(LocalImageProblem, match=r"^too large: it grew past the 0\.0 MB limit while being read$"):
-        local_files._read_bounded(root / "growing.png", 100)
+        local_files._read_bounded(growing, 100, confinement)
     assert sum(asked) == 101
 
 
@@ -490,3 +492,23 @@ def test_the_request_hash_of_large_images_is_the_hash_of_the_canonical_payload(
     request = VideoRequest(prompt="a cat", images=["https://cdn.example.com/a.png"])
     plain = hashlib.sha256(journal._canonical({"kind": "video", "payload": payload}).encode()).hexdigest()
     assert Submission.of(request, payload).request_hash == plain
+
+
+def test_a_file_swapped_between_the_check_and_the_open_is_refused(tmp_path: Path) -> None:
+    """The opened file must be the one checked (same device and inode) and, as the kernel names it, inside the
+    roots: a folder on the way replaced by a symbolic link after the check is caught."""
+    root = tmp_path / "root"
+    (root / "album").mkdir(parents=True)
+    checked = root / "album" / "cat.png"
+    checked.write_bytes(PNG)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "cat.png").write_bytes(PNG)
+    confinement = local_files.Confinement(os.stat(checked), (root.resolve(),), "SORA_FILE_ROOTS: root")
+    (root / "album").rename(root / "old")
+    (root / "album").symlink_to(outside)  # the swap, after the check
+    with pytest.raises(local_files.LocalImageProblem, match="changed while being opened"):
+        local_files._read_bounded(checked, 1 << 20, confinement)
+    same_inode = local_files.Confinement(os.stat(outside / "cat.png"), (root.resolve(),), "SORA_FILE_ROOTS: root")
+    with pytest.raises(local_files.LocalImageProblem, match="outside the allowed folders"):
+        local_files._read_bounded(checked, 1 << 20, same_inode)

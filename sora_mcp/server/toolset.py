@@ -206,7 +206,19 @@ def schemas_document(models: Iterable[type[BaseModel]], tools: Iterable[Tool] = 
         for model, schema in sorted(generated.items(), key=lambda item: item[0].__name__)
     }
     inputs = {tool.name: {"signature": signature(tool.fn), "schema": tool.parameters} for tool in tools}
-    return {"pydantic": pydantic.VERSION, "models": entries, "inputs": inputs}
+    return {"pydantic": pydantic.VERSION, "mcp": _mcp_version(), "models": entries, "inputs": inputs}
+
+
+@cache
+def _shipped_for_mcp() -> str:
+    return _mcp_version()
+
+
+def _mcp_version() -> str:
+    """The installed MCP SDK's version: it builds the argument models the input schemas come from."""
+    from importlib.metadata import version
+
+    return version("mcp")
 
 
 @cache
@@ -221,8 +233,8 @@ def _shipped() -> dict[str, Any]:
 def signature(fn: Callable[..., Any]) -> str:
     """What a tool's input schema is generated from, as text: its parameters' names, annotations (with their
     ``Field`` descriptions and bounds) and defaults. Equal text, equal schema (for one pydantic version)."""
-    defaults = fn.__defaults__ or ()
-    text = repr((fn.__name__, {k: v for k, v in fn.__annotations__.items() if k != "return"}, defaults))
+    annotations = {k: v for k, v in fn.__annotations__.items() if k != "return"}
+    text = repr((fn.__name__, annotations, fn.__defaults__ or (), fn.__kwdefaults__ or {}))
     return _ADDRESS.sub("", text)  # validators' reprs name functions by their address, which differs per process
 
 
@@ -237,6 +249,8 @@ def shipped_parameters(fn: Callable[..., Any]) -> dict[str, Any] | None:
     shipped = _shipped()
     entry = shipped.get("inputs", {}).get(fn.__name__)
     if shipped.get("pydantic") != pydantic.VERSION or entry is None or entry["signature"] != signature(fn):
+        return None
+    if shipped.get("mcp") != _shipped_for_mcp():
         return None
     schema: dict[str, Any] = entry["schema"]
     return schema
