@@ -34,12 +34,8 @@ def postgres_database() -> Iterator[str | None]:
     if find_bindir() is None:
         yield None
         return
-    directory = Path(tempfile.mkdtemp(prefix="sora-bench-pg-"))
-    try:
-        with running_server(directory) as server:
-            yield server.database()
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with running_server(prefix="sora-bench-pg-") as server:
+        yield server.database()
 
 
 async def creates_and_lists(urls: list[str], operations: int) -> float:

@@ -27,6 +27,7 @@ import socket
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar, get_args
 
@@ -603,7 +604,7 @@ def read_spend(path: Path, *, gateway: str, now: float) -> tuple[float, float]:
     created nor upgraded: ``sora-mcp doctor`` uses it). Raises ``sqlite3.Error``."""
     from sora_mcp.journal_sqlite import read_spend_file
 
-    return read_spend_file(path, lambda connection: spend_of(connection, gateway=gateway, now=now))
+    return read_spend_file(path, partial(spend_of, gateway=gateway, now=now), busy_timeout=BUSY_TIMEOUT_SECONDS)
 
 
 def spend_of(connection: Connection, *, gateway: str, now: float) -> tuple[float, float]:

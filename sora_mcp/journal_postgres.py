@@ -114,9 +114,6 @@ class PostgresStore:
     def _open_pool(self) -> "psycopg_pool.ConnectionPool[Any]":
         with self._lock:
             if self._pool is None:
-                timeout_ms = int(self._busy_timeout * 1000)
-                options = f"-c search_path={SCHEMA} -c statement_timeout={timeout_ms}"
-                options += f" -c idle_in_transaction_session_timeout={timeout_ms * 6}"
                 self._pool = psycopg_pool.ConnectionPool(
                     self._url,
                     min_size=1,
@@ -125,13 +122,18 @@ class PostgresStore:
                     timeout=self._connect_timeout,
                     check=psycopg_pool.ConnectionPool.check_connection,
                     name="sora-mcp-journal",
-                    kwargs=self._connect_arguments() | {"options": options},
+                    kwargs=self._connect_arguments(),
                 )
                 self._pool.open(wait=False)  # start-up never waits for the database
             return self._pool
 
     def _connect_arguments(self) -> dict[str, Any]:
-        return {"autocommit": True, "row_factory": dict_row, "connect_timeout": max(2, round(self._connect_timeout))}
+        """How every connection of this journal is made: the pool's, the probe's and the doctor's."""
+        timeout_ms = int(self._busy_timeout * 1000)
+        options = f"-c search_path={SCHEMA} -c statement_timeout={timeout_ms}"
+        options += f" -c idle_in_transaction_session_timeout={timeout_ms * 6}"
+        connect_timeout = max(2, round(self._connect_timeout))
+        return {"autocommit": True, "row_factory": dict_row, "connect_timeout": connect_timeout, "options": options}
 
     def _migrate(self, connection: "psycopg.Connection[Any]") -> None:
         """Create the schema and tables, or bring them to this version; once, whoever starts at the same time."""
@@ -250,9 +252,8 @@ def inspect(url: str, *, gateway: str, now: float) -> tuple[int, tuple[float, fl
     from sora_mcp.journal import spend_of
 
     store = PostgresStore(url)
-    options = f"-c search_path={SCHEMA} -c statement_timeout={int(store._busy_timeout * 1000)}"
     try:
-        with psycopg.connect(url, **store._connect_arguments(), options=options) as connection:
+        with psycopg.connect(url, **store._connect_arguments()) as connection:
             table = _one(connection.execute("SELECT to_regclass(%s) AS found", (f"{SCHEMA}.journal_schema",)))
             if table["found"] is None:
                 return 0, (0.0, 0.0)

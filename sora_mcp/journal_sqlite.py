@@ -171,14 +171,16 @@ class SqliteStore:
         return JournalError(f"The task journal {self.where} {problem}. {fix}.", path=self.where)
 
 
-def read_spend_file(path: Path, spent: Callable[[Any], tuple[float, float]]) -> tuple[float, float]:
+def read_spend_file(
+    path: Path, spent: Callable[[Any], tuple[float, float]], *, busy_timeout: float
+) -> tuple[float, float]:
     """``spent`` of the journal file at ``path``, opened read-only (neither created nor upgraded: ``sora-mcp
     doctor`` uses it); nothing when there is no journal yet, or it predates estimates (schema 1). Raises
     ``sqlite3.Error``."""
     if not path.exists():
         return 0.0, 0.0
     uri = f"{path.as_uri()}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as connection:
+    with closing(sqlite3.connect(uri, uri=True, timeout=busy_timeout)) as connection:
         connection.row_factory = sqlite3.Row
         if "cost_estimate_usd" not in {row[1] for row in connection.execute("PRAGMA table_info(tasks)")}:
             return 0.0, 0.0

@@ -129,7 +129,7 @@ def read_image(entry: str, roots: tuple[Path, ...], max_bytes: int, roots_shown:
         resolved = Path(os.path.realpath(path))
     except (OSError, ValueError) as exc:
         raise LocalImageProblem(f"unreadable ({exc})") from None
-    if not any(resolved.is_relative_to(root) for root in roots):
+    if not inside(resolved, roots):
         raise LocalImageProblem(f"outside the allowed folders ({roots_shown})")
     try:
         info = os.stat(resolved)
@@ -143,6 +143,11 @@ def read_image(entry: str, roots: tuple[Path, ...], max_bytes: int, roots_shown:
     if media_type is None:
         raise LocalImageProblem(f"not a {IMAGE_NAMES} image (its bytes are {describe_content(data)})")
     return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether the resolved ``path`` lies in one of the resolved ``roots``."""
+    return any(path.is_relative_to(root) for root in roots)
 
 
 def local_path(entry: str) -> Path:
@@ -206,7 +211,7 @@ class Confinement(NamedTuple):
         where = Path(f"/proc/self/fd/{fd}")
         if where.exists():
             actual = Path(os.path.realpath(where))
-            if not any(actual.is_relative_to(root) for root in self.roots):
+            if not inside(actual, self.roots):
                 raise LocalImageProblem(f"outside the allowed folders ({self.roots_shown})")
 
 

@@ -4,9 +4,9 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import httpx2
 import pytest
@@ -21,6 +21,27 @@ from sora_mcp.config import Settings
 from sora_mcp.server import AppState, build_server
 
 API_KEY = "sk-test-0123456789abcdef"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}
+"""A raw 2025-11-25 ``initialize`` request, for tests that speak HTTP without the client."""
+STREAMABLE_ACCEPT = {"Accept": "application/json, text/event-stream"}
+"""The ``Accept`` header a Streamable HTTP POST must carry."""
+TOOL_NAMES = [
+    "create_character",
+    "create_video",
+    "download_video",
+    "get_spending",
+    "get_task",
+    "inspect_video",
+    "list_tasks",
+    "player_state",
+    "remix_video",
+]
+"""Every tool the server lists, sorted: a new tool is added here, and each transport's listing test checks it."""
 GATEWAY_URL = "http://gateway.test"
 
 
@@ -116,16 +137,24 @@ def read_only_directory(directory: Path) -> Iterator[None]:
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for the whole run, started from a temporary directory on a free port. Skipped
     where PostgreSQL is not installed, except on CI (``CI`` set), where its absence is a failure."""
+    with started_postgres() as server:
+        yield server
+
+
+def started_postgres() -> contextlib.AbstractContextManager[PostgresServer]:
+    """A PostgreSQL server of the caller's own (``tests/postgres.py``), or the test skipped where none is
+    installed (failed on CI)."""
     if find_bindir() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed; .ci/run installs Debian's postgresql package")
-        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    directory = Path(tempfile.mkdtemp(prefix="sora-pg-"))
-    try:
-        with running_server(directory) as server:
-            yield server
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        not_installed("PostgreSQL", "postgresql")
+    return running_server()
+
+
+def not_installed(what: str, package: str) -> NoReturn:
+    """A real component a test needs is missing: skipped here, a failure on CI (``CI`` set), where ``.ci/run``
+    installs Debian's ``package``."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not installed; .ci/run installs Debian's {package} package")
+    pytest.skip(f"{what} is not installed (Debian: apt-get install {package})")
 
 
 @pytest.fixture

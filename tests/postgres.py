@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,16 +110,20 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
 
 
 @contextlib.contextmanager
-def running_server(directory: Path) -> Iterator[PostgresServer]:
-    """A started cluster in ``directory``, stopped at the end."""
+def running_server(prefix: str = "sora-pg-") -> Iterator[PostgresServer]:
+    """A started cluster in a new temporary directory (named ``prefix...``), stopped and removed at the end."""
     bindir = find_bindir()
     if bindir is None:
         raise FileNotFoundError("initdb not found: install PostgreSQL (Debian: apt-get install postgresql)")
-    server = PostgresServer(directory, bindir)
-    server.init()
-    server.start()
+    directory = Path(tempfile.mkdtemp(prefix=prefix))  # under /tmp: the server's user can reach it
     try:
-        yield server
+        server = PostgresServer(directory, bindir)
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            with contextlib.suppress(RuntimeError):
+                server.stop("immediate")
     finally:
-        with contextlib.suppress(RuntimeError):
-            server.stop("immediate")
+        shutil.rmtree(directory, ignore_errors=True)

@@ -15,7 +15,7 @@ import anyio
 import httpx2
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from conftest import API_KEY, make_settings
+from conftest import API_KEY, TOOL_NAMES, make_settings
 from fake_gateway import FakeGateway
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,17 +27,6 @@ from sora_mcp.server import build_server
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 PNG_URI = "data:image/png;base64," + base64.b64encode(PNG).decode()
 NOTHING_SENT = "Invalid arguments, nothing was sent to the gateway: "
-TOOLS = (
-    "create_video",
-    "create_character",
-    "remix_video",
-    "get_task",
-    "list_tasks",
-    "download_video",
-    "get_spending",
-    "player_state",
-    "inspect_video",
-)
 
 
 class Session:
@@ -257,7 +246,7 @@ def arguments(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(tool=st.sampled_from(TOOLS), args=arguments())
+@given(tool=st.sampled_from(TOOL_NAMES), args=arguments())
 def test_any_arguments_give_a_named_refusal_with_nothing_sent_or_one_documented_request(
     session: Session, tool: str, args: dict[str, Any]
 ) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from conftest import API_KEY, make_settings
+from conftest import API_KEY, INITIALIZE, STREAMABLE_ACCEPT, make_settings
 from fake_gateway import FakeGateway, serve_in_thread
 from mcp import Client, MCPError
 from mcp.client.sse import sse_client
@@ -42,13 +42,6 @@ TOKEN = "mcp-token-canary-4f9c2e7a1b"
 MODES = ["auto", "legacy"]
 ERA = {"auto": "2026-07-28", "legacy": "2025-11-25"}
 TRANSPORTS: list[HttpTransport] = ["streamable-http", "sse"]
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}
-STREAMABLE_ACCEPT = {"Accept": "application/json, text/event-stream"}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

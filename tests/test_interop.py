@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from conftest import API_KEY
+from conftest import API_KEY, TOOL_NAMES
 from fake_gateway import FakeGateway, serve_in_thread
 from mcp import Client
 from node_clients import NodeClients
@@ -34,17 +34,7 @@ pytestmark = pytest.mark.slow  # real subprocesses: Node clients, stdio and HTTP
 SERVER_COMMAND = [sys.executable, "-m", "sora_mcp"]
 HTTP_TOKEN = "interop-http-token-0123456789"
 """SORA_MCP_AUTH_TOKEN of the Streamable HTTP server; the Inspector sends it as a bearer token."""
-TOOLS = {
-    "create_video",
-    "create_character",
-    "remix_video",
-    "download_video",
-    "get_task",
-    "list_tasks",
-    "get_spending",
-    "player_state",
-    "inspect_video",
-}
+TOOLS = set(TOOL_NAMES)
 CLIENT_TIMEOUT = 90
 """Seconds one client run may take; a run takes 1-4 s, so only a hang reaches this."""
 

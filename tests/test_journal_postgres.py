@@ -3,21 +3,18 @@ tables of other programs in the same database, and ``sora-mcp doctor``'s view of
 share runs on both in test_journal.py, test_tasks.py, test_money.py and test_journal_stdio.py.)"""
 
 import logging
-import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import anyio
 import psycopg
 import pytest
-from conftest import API_KEY, make_settings
+from conftest import API_KEY, make_settings, started_postgres
 from fake_gateway import FakeGateway
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
-from postgres import PostgresServer, find_bindir, free_port, running_server
+from postgres import PostgresServer, free_port
 
 from sora_mcp.config import Settings
 from sora_mcp.create_requests import VideoRequest
@@ -51,14 +48,8 @@ def text(result: CallToolResult) -> str:
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own, which it may stop and start."""
-    if find_bindir() is None:
-        pytest.skip("PostgreSQL is not installed")
-    directory = Path(tempfile.mkdtemp(prefix="sora-pg-"))
-    try:
-        with running_server(directory) as server:
-            yield server
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with started_postgres() as server:
+        yield server
 
 
 async def test_replicas_starting_at_once_create_the_schema_once(

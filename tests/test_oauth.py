@@ -22,7 +22,7 @@ import anyio
 import httpx2
 import jwt
 import pytest
-from conftest import make_settings
+from conftest import INITIALIZE, STREAMABLE_ACCEPT, make_settings
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from fake_gateway import FakeGateway
@@ -48,13 +48,6 @@ pytestmark = pytest.mark.anyio
 PUBLIC_URL = "https://mcp.example.com/mcp"
 METADATA_URL = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
 STATIC_TOKEN = "static-token-canary-7d1e5b"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}
-ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 
 # --------------------------------------------------------------------------------------------- the local issuer
@@ -193,7 +186,7 @@ def claims_of(token: str) -> dict[str, Any]:
 
 
 async def initialize(url: str, authorization: str | None) -> httpx2.Response:
-    headers = {**ACCEPT, **({"Authorization": authorization} if authorization else {})}
+    headers = {**STREAMABLE_ACCEPT, **({"Authorization": authorization} if authorization else {})}
     async with httpx2.AsyncClient(base_url=url) as http:
         return await http.post("/mcp", json=INITIALIZE, headers=headers)
 
@@ -252,8 +245,14 @@ async def test_a_session_stays_with_the_principal_that_opened_it(issuer: FakeIss
     alice, bob = issuer.mint(sub="alice"), issuer.mint(sub="bob")
     listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
     async with serving(oauth_settings(issuer.url)) as url, httpx2.AsyncClient(base_url=url) as http:
-        opened = await http.post("/mcp", json=INITIALIZE, headers={**ACCEPT, "Authorization": f"Bearer {alice}"})
-        session = {**ACCEPT, "Mcp-Session-Id": opened.headers["mcp-session-id"], "Mcp-Protocol-Version": "2025-11-25"}
+        opened = await http.post(
+            "/mcp", json=INITIALIZE, headers={**STREAMABLE_ACCEPT, "Authorization": f"Bearer {alice}"}
+        )
+        session = {
+            **STREAMABLE_ACCEPT,
+            "Mcp-Session-Id": opened.headers["mcp-session-id"],
+            "Mcp-Protocol-Version": "2025-11-25",
+        }
         as_bob = await http.post("/mcp", json=listing, headers={**session, "Authorization": f"Bearer {bob}"})
         as_alice = await http.post("/mcp", json=listing, headers={**session, "Authorization": f"Bearer {alice}"})
     assert (opened.status_code, as_bob.status_code, as_alice.status_code) == (200, 404, 200)

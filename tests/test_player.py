@@ -4,7 +4,6 @@ video it plays after expiry, and, in a real headless Chromium, a test host that 
 
 import base64
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import make_settings
+from conftest import make_settings, not_installed
 from fake_gateway import FakeGateway
 from mcp import Client
 from mcp.types import BlobResourceContents, TextResourceContents
@@ -124,9 +123,7 @@ async def test_the_saved_video_resource_serves_what_download_video_saved(tmp_pat
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+        not_installed("Chromium", "chromium")
     return found
 
 

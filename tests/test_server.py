@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from conftest import API_KEY, GATEWAY_URL, make_settings
+from conftest import API_KEY, GATEWAY_URL, TOOL_NAMES, make_settings
 from fake_gateway import FakeGateway, RecordedRequest, refused_url
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
@@ -27,17 +27,6 @@ CREATE = "/v1/videos/generations"
 VIDEO_STATUS = "/v1/videos/generations/"
 CHARACTER_STATUS = "/v1/characters_tasks/"
 TASK_ID = re.compile(r"task_[0-9A-HJKMNP-TV-Z]{26}")
-TOOLS = [
-    "create_character",
-    "create_video",
-    "download_video",
-    "get_spending",
-    "get_task",
-    "inspect_video",
-    "list_tasks",
-    "player_state",
-    "remix_video",
-]
 PAID_TOOLS = ("create_video", "create_character", "remix_video")
 FAILURE_MESSAGE = "Generation failed: Content violates the content policy"
 MAY_EXIST = "may have created this video task, and may bill it"
@@ -157,7 +146,7 @@ async def test_tools_list_offers_exactly_the_six_tools_with_their_annotations(mc
     """tools/list has the three creates, get_task, list_tasks and download_video; creates are open-world writes,
     get_task and list_tasks safe reads, download_video an idempotent, non-destructive write."""
     tools = {tool.name: tool for tool in (await mcp_client.list_tools()).tools}
-    assert sorted(tools) == TOOLS
+    assert sorted(tools) == TOOL_NAMES
     for name in PAID_TOOLS:
         annotations = tools[name].annotations
         assert annotations is not None
@@ -822,7 +811,7 @@ async def test_without_an_api_key_tools_list_but_every_call_names_sora_api_key(m
     """No SORA_API_KEY: discovery works; every tool call is an error naming it; the gateway sees nothing."""
     fake = FakeGateway(api_key=API_KEY)
     async with connect(fake, mode, api_key=None) as client:
-        assert sorted(tool.name for tool in (await client.list_tools()).tools) == TOOLS
+        assert sorted(tool.name for tool in (await client.list_tools()).tools) == TOOL_NAMES
         calls: list[tuple[str, dict[str, Any]]] = [
             ("create_video", {"prompt": "a cat"}),
             ("create_character", {"url": "https://example.com/v.mp4", "timestamps": "1,3"}),

@@ -13,7 +13,7 @@ import anyio
 import httpx2
 import pytest
 from anyio.abc import Process
-from conftest import API_KEY
+from conftest import API_KEY, TOOL_NAMES
 from fake_gateway import FakeGateway, serve_in_thread
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -23,17 +23,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real subprocesses
 
 CREATE = "/v1/videos/generations"
 VIDEO_STATUS = "/v1/videos/generations/"
-TOOLS = [
-    "create_character",
-    "create_video",
-    "download_video",
-    "get_spending",
-    "get_task",
-    "inspect_video",
-    "list_tasks",
-    "player_state",
-    "remix_video",
-]
 CANARY = "sk-canary-0d4f7b2e91c35a68"
 SERVER = [sys.executable, "-m", "sora_mcp"]
 
@@ -138,7 +127,7 @@ async def test_without_a_key_the_subprocess_lists_tools_and_answers_with_the_fix
     with served(fake) as url:
         with anyio.fail_after(30):
             async with stdio_server(server_env(SORA_BASE_URL=url), stderr) as client:
-                assert sorted(tool.name for tool in (await client.list_tools()).tools) == TOOLS
+                assert sorted(tool.name for tool in (await client.list_tools()).tools) == TOOL_NAMES
                 result = await client.call_tool("create_video", {"prompt": "a cat"})
     assert result.is_error is True
     assert text_of(result).startswith("Error executing tool create_video: SORA_API_KEY is not set.")
@@ -297,7 +286,7 @@ async def test_stdout_carries_only_json_rpc_even_with_debug_logs_and_the_sandbox
         assert info["serverInfo"]["name"] == "sora-mcp"
         assert "get_task" in info["instructions"]
         listed, _ = await server.request("tools/list", {})
-        assert sorted(tool["name"] for tool in listed["result"]["tools"]) == TOOLS
+        assert sorted(tool["name"] for tool in listed["result"]["tools"]) == TOOL_NAMES
         created = await server.call_tool("create_video", {"prompt": "a cat"})
         assert created["isError"] is False
         task_id = created["structuredContent"]["task_id"]
@@ -367,7 +356,7 @@ async def test_unreadable_lines_get_a_parse_error_and_the_server_goes_on(tmp_pat
     ]
     assert "lone surrogate" in parse_errors[1]["error"]["message"]
     assert parse_errors[2]["error"]["message"].startswith("Invalid Request: the line is JSON but not a JSON-RPC")
-    assert sorted(tool["name"] for tool in listed["result"]["tools"]) == TOOLS
+    assert sorted(tool["name"] for tool in listed["result"]["tools"]) == TOOL_NAMES
     assert all(json.loads(line)["jsonrpc"] == "2.0" for line in server.lines)
 
 

@@ -19,12 +19,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.apps import Apps, ResourceCsp
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from sora_mcp.config import Settings
+from sora_mcp.images import megabytes
 from sora_mcp.models import check_task_id
 from sora_mcp.server.state import app_state
 
@@ -89,11 +91,9 @@ async def saved_video(task_id: str, ctx: Context[Any, Any]) -> bytes:
         )
     if saved.size > MAX_SAVED_VIDEO_BYTES:
         raise ResourceError(
-            f"The saved video of task {checked} is {saved.size // (1024 * 1024)} MB, more than the player reads "
-            f"({MAX_SAVED_VIDEO_BYTES // (1024 * 1024)} MB): open {saved.path} instead."
+            f"The saved video of task {checked} is {megabytes(saved.size)}, more than the player reads "
+            f"({megabytes(MAX_SAVED_VIDEO_BYTES)}): open {saved.path} instead."
         )
-    import anyio
-
     return await anyio.Path(saved.path).read_bytes()
 
 

@@ -210,10 +210,6 @@ def schemas_document(models: Iterable[type[BaseModel]], tools: Iterable[Tool] = 
 
 
 @cache
-def _shipped_for_mcp() -> str:
-    return _mcp_version()
-
-
 def _mcp_version() -> str:
     """The installed MCP SDK's version: it builds the argument models the input schemas come from."""
     from importlib.metadata import version
@@ -250,7 +246,7 @@ def shipped_parameters(fn: Callable[..., Any]) -> dict[str, Any] | None:
     entry = shipped.get("inputs", {}).get(fn.__name__)
     if shipped.get("pydantic") != pydantic.VERSION or entry is None or entry["signature"] != signature(fn):
         return None
-    if shipped.get("mcp") != _shipped_for_mcp():
+    if shipped.get("mcp") != _mcp_version():
         return None
     schema: dict[str, Any] = entry["schema"]
     return schema
