@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     database_pool_size: Annotated[int, Field(ge=1, le=100)] = 10
     """With ``database_url``: connections this process keeps to PostgreSQL at most."""
 
+    journal_retention_days: Annotated[int, Field(ge=0, le=36_500)] = 90
+    """Days finished tasks stay in the task journal (and in ``list_tasks``); 0 keeps them forever. Tasks whose
+    outcome is unknown or that are unfinished stay until resolved, and so does the current calendar month."""
+
     duplicate_window: Annotated[float, Field(ge=0, le=86_400)] = 600.0
     """Seconds during which a create with the same arguments returns the earlier task instead; 0 turns it off."""
 

@@ -106,6 +106,7 @@ async def diagnose(settings: Settings, *, http_client: httpx2.AsyncClient | None
     if (database := await check_database(settings)) is not None:
         checks.append(database)
     checks.extend(await check_spending(settings))
+    checks.append(await check_journal_size(settings))
     checks.append(await check_server(settings))
     return [Check(check.status, check.subject, redact(check.detail, settings.maskable_key)) for check in checks]
 
@@ -293,6 +294,29 @@ def read_spending(settings: Settings) -> tuple[float, float]:
         spent: tuple[float, float] = load_postgres().inspect(url, gateway=gateway_scope(settings), now=time.time())[1]
         return spent
     return read_spend(journal_path(settings.state_dir), gateway=gateway_scope(settings), now=time.time())
+
+
+async def check_journal_size(settings: Settings) -> Check:
+    """How many rows the journal holds and how much room it takes, and how long finished tasks stay (read-only)."""
+    from sora_mcp.journal import BUSY_TIMEOUT_SECONDS, load_postgres
+    from sora_mcp.journal_sqlite import read_size_file
+
+    days = settings.journal_retention_days
+    kept = "finished tasks are kept forever" if days == 0 else f"finished tasks are kept {days} days"
+    kept += " (SORA_JOURNAL_RETENTION_DAYS)"
+    try:
+        if settings.database_url is not None:
+            url = settings.database_url.get_secret_value()
+            size = await anyio.to_thread.run_sync(load_postgres().inspect_size, url)
+        else:
+            path = journal_path(settings.state_dir)
+            size = await anyio.to_thread.run_sync(lambda: read_size_file(path, busy_timeout=BUSY_TIMEOUT_SECONDS))
+    except (sqlite3.Error, JournalError, DriverMissingError) as exc:
+        return Check("WARN", "journal", f"cannot read its size ({exc}); {kept}")
+    if size is None:
+        return Check("OK", "journal", f"empty: the server creates it at start-up; {kept}")
+    room = "" if size.size_bytes is None else f", {size.size_bytes / 1e6:.1f} MB"
+    return Check("OK", "journal", f"{size.rows:,} rows{room}; {kept}")
 
 
 async def check_database(settings: Settings) -> Check | None:

@@ -51,6 +51,8 @@ APP_NAME = "sora-mcp"
 JOURNAL_FILENAME = "journal.sqlite3"
 BUSY_TIMEOUT_SECONDS = 5.0
 """How long a write waits for another process's write to finish before the journal reports it locked."""
+PRUNE_BATCH = 500
+"""Rows :meth:`Journal.prune` deletes per write transaction (a few milliseconds of the write lock)."""
 HOST = socket.gethostname()
 """This machine, as written to the rows it sends: a process id means something only on its own machine."""
 
@@ -81,6 +83,12 @@ class JournalStore(Protocol):
     ever_opened: bool
 
     def run(self, operation: Callable[[Any], T]) -> T: ...
+
+    def read(self, operation: Callable[[Any], T]) -> T:
+        """Like ``run``, for an operation that only reads: it never waits behind a write of this process."""
+        ...
+
+    def size(self, connection: Any) -> "JournalSize": ...
 
     def write(self, connection: Any) -> AbstractContextManager[None]: ...
 
@@ -284,6 +292,15 @@ class QuoteRefused(Exception):
         self.reason = reason
 
 
+class JournalSize(NamedTuple):
+    """What ``sora-mcp doctor`` reports of the journal's size."""
+
+    rows: int
+    """Rows of ``tasks``, every gateway scope."""
+    size_bytes: int | None
+    """The file with its write-ahead log, or the database's tables and indexes; None when it cannot be read."""
+
+
 class Observation(NamedTuple):
     """The answer of :meth:`Journal.observe`."""
 
@@ -393,9 +410,18 @@ class Journal:
 
         def record(connection: Connection) -> JournalEntry:
             with self.store.write(connection):
-                # A get_task of another process may have recorded this id already (it had the id before us).
+                # A get_task of another process may have recorded this id already (it had the id before us): as
+                # a task of its own (dropped now), or linked to another lost submission (a wrong guess, undone:
+                # that submission's outcome is unknown again).
                 connection.execute(
                     "DELETE FROM tasks WHERE task_id = ? AND id != ? AND state = 'observed'", (task.task_id, row_id)
+                )
+                connection.execute(
+                    "UPDATE tasks SET state = 'unknown', task_id = NULL, status = 'unknown', progress = 0, "
+                    "unknown_reason = COALESCE(unknown_reason, 'the create got no answer'), "
+                    "video_url = NULL, expires_at = NULL, error_message = NULL, snapshot = NULL, updated_at = ? "
+                    "WHERE task_id = ? AND id != ? AND state = 'created'",
+                    (now, task.task_id, row_id),
                 )
                 connection.execute(
                     f"UPDATE tasks SET state = 'created', task_id = ?, unknown_reason = NULL, {_STATE_COLUMNS} "
@@ -432,13 +458,17 @@ class Journal:
 
         await self._run(discard)
 
-    async def observe(self, task: Task, *, gateway: str, link_window: float) -> Observation:
+    async def observe(self, task: Task, *, gateway: str, link_window: float, in_flight: float) -> Observation:
         """Store the state of a task just read from the gateway.
 
-        A task id the journal does not know is first matched against submissions whose outcome is unknown: if
-        exactly one has the same gateway, kind and model and was sent between ``link_window`` seconds before
-        the task's ``created_at`` and a minute after it (clock skew), the task is recorded as that submission's
-        result. Otherwise it gets an ``observed`` row of its own.
+        A task id the journal does not know is first matched against submissions whose outcome is really
+        unknown: their create ended without an answer (``unknown``), or was sent (``submitting``) by a process
+        that is gone or more than ``in_flight`` seconds ago. A create still being sent by a live process is no
+        candidate: its own answer will name its task. If exactly one candidate has the same gateway, kind and
+        model and was sent between ``link_window`` seconds before the task's ``created_at`` and a minute after
+        it (clock skew), the task is recorded as that submission's result. Otherwise it gets an ``observed`` row
+        of its own. (Should a create's answer later name a task linked this way to another submission, that
+        link was wrong and :meth:`record_created` undoes it.)
         """
         if not task.task_id:
             raise ValueError("only a task with an id can be observed")
@@ -452,7 +482,7 @@ class Journal:
                 if row is not None:
                     connection.execute(update, (*_state_values(task, now), row["id"]))
                     return Observation(_fetch(connection, "id = ?", row["id"]), linked=False)
-                candidate = _unknown_submission_for(connection, task, gateway, link_window)
+                candidate = _unknown_submission_for(connection, task, gateway, link_window, in_flight, now)
                 if candidate is not None:
                     connection.execute(
                         f"UPDATE tasks SET state = 'created', task_id = ?, {_STATE_COLUMNS} WHERE id = ?",
@@ -475,7 +505,7 @@ class Journal:
     async def find_duplicate(self, submission: Submission, *, gateway: str, window: float) -> JournalEntry | None:
         """The earlier identical request :meth:`claim` would return instead of a new row now (read-only)."""
         now = self._clock()
-        return await self._run(lambda connection: _duplicate(connection, submission, gateway, now - window))
+        return await self._read(lambda connection: _duplicate(connection, submission, gateway, now - window))
 
     async def quote(self, submission: Submission, *, gateway: str, estimate_usd: float | None, ttl: float) -> Quote:
         """Record a quote for ``submission``: good for one create with the same arguments within ``ttl`` s."""
@@ -516,11 +546,11 @@ class Journal:
                 for row in rows
             ]
 
-        return await self._run(read)
+        return await self._read(read)
 
     async def get(self, task_id: str) -> JournalEntry | None:
         """The row of ``task_id``, whichever process wrote it."""
-        return await self._run(lambda connection: _fetch_or_none(connection, "task_id = ?", task_id))
+        return await self._read(lambda connection: _fetch_or_none(connection, "task_id = ?", task_id))
 
     async def recent(
         self, *, gateway: str, limit: int, kind: TaskKind | None = None, status: TaskStatus | None = None
@@ -538,13 +568,46 @@ class Journal:
         def recent(connection: Connection) -> list[JournalEntry]:
             return [_entry(row) for row in connection.execute(query, (*values, limit))]
 
-        return await self._run(recent)
+        return await self._read(recent)
+
+    # ------------------------------------------------------------------------------------------- upkeep
+
+    async def prune(self, *, gateway: str, before: float, batch: int = PRUNE_BATCH) -> int:
+        """Delete up to ``batch`` finished tasks of ``gateway`` recorded before ``before``; return how many.
+
+        Finished means created here or observed, with a final status (completed or failed): submissions whose
+        outcome is unknown and unfinished tasks stay until they are resolved, whatever their age. One short
+        write transaction per batch, so a create never waits long behind pruning; call again until it returns
+        less than ``batch``.
+        """
+
+        def prune(connection: Connection) -> int:
+            with self.store.write(connection):
+                due = connection.execute(
+                    "SELECT id FROM tasks WHERE gateway = ? AND recorded_at < ? AND state IN ('created', 'observed') "
+                    "AND status IN ('completed', 'failed') ORDER BY recorded_at LIMIT ?",
+                    (gateway, before, batch),
+                ).fetchall()
+                ids = [row["id"] for row in due]
+                if ids:  # by id, not with a subquery: PostgreSQL would plan that as a join that reads the table
+                    connection.execute(f"DELETE FROM tasks WHERE id IN ({', '.join('?' * len(ids))})", ids)
+                return len(ids)
+
+        return await self._run(prune)
+
+    async def size(self) -> "JournalSize":
+        """How many rows the journal holds, and how much room it takes (bytes; None when unknown)."""
+        return await self._read(self.store.size)
 
     # ------------------------------------------------------------------------------------------- plumbing
 
     async def _run(self, operation: Callable[[Any], T]) -> T:
         """Run ``operation`` on a worker thread; the thread finishes it even if the caller is cancelled."""
         return await anyio.to_thread.run_sync(self.store.run, operation)
+
+    async def _read(self, operation: Callable[[Any], T]) -> T:
+        """``_run`` for an operation that only reads (on SQLite, another connection: it never waits for a write)."""
+        return await anyio.to_thread.run_sync(self.store.read, operation)
 
 
 # --------------------------------------------------------------------------------------------- SQL helpers
@@ -557,6 +620,8 @@ _STATE_COLUMNS = (
 
 QUOTES_KEPT_SECONDS = 86400.0
 """Quotes are deleted a day after they expire."""
+LINK_CANDIDATES_READ = 64
+"""Lost submissions read to find the one a new task answers; with this many in its window, none is linked."""
 _SPENT = "gateway = ? AND submitted_at >= ? AND submitted_at < ? AND state != 'observed' AND status != 'failed'"
 """The rows whose estimates count as spend: created through sora-mcp in the window (outcome unknown included),
 not failed. A reused task has no row of its own, so it is not spent twice."""
@@ -626,18 +691,37 @@ def _state_values(task: Task, now: float) -> tuple[Any, ...]:
     return (task.status, task.progress, task.video_url, task.expires_at, error, snapshot, task.model, now)
 
 
-def _unknown_submission_for(connection: Connection, task: Task, gateway: str, window: float) -> int | None:
+def _unknown_submission_for(
+    connection: Connection, task: Task, gateway: str, window: float, in_flight: float, now: float
+) -> int | None:
+    """The one submission whose outcome is really unknown that ``task`` may be the result of (see ``observe``).
+    Read through the partial index ``tasks_unresolved``: a handful of rows, however large the journal."""
     if task.created_at is None:
         return None
     query = (
-        "SELECT id FROM tasks WHERE gateway = ? AND kind = ? AND state IN ('submitting', 'unknown') "
-        "AND submitted_at BETWEEN ? AND ?"
+        "SELECT id, state, submitted_at, owner_pid, owner_host FROM tasks WHERE gateway = ? AND kind = ? "
+        "AND state IN ('submitting', 'unknown') AND submitted_at BETWEEN ? AND ?"
     )
     values: tuple[Any, ...] = (gateway, task.kind, task.created_at - window, task.created_at + 60)
     if task.model is not None:
         query, values = query + " AND model = ?", (*values, task.model)
-    rows = connection.execute(query + " LIMIT 2", values).fetchall()
-    return int(rows[0]["id"]) if len(rows) == 1 else None
+    rows = connection.execute(query + f" LIMIT {LINK_CANDIDATES_READ}", values).fetchall()
+    if len(rows) == LINK_CANDIDATES_READ:
+        return None  # so many lost submissions at once that no guess would be safe
+    candidates = [row for row in rows if _outcome_really_unknown(row, now, in_flight)]
+    return int(candidates[0]["id"]) if len(candidates) == 1 else None
+
+
+def _outcome_really_unknown(row: Any, now: float, in_flight: float) -> bool:
+    """Whether no process will learn this submission's task id from its create's answer any more."""
+    if row["state"] == "unknown":
+        return True
+    if now - (row["submitted_at"] or 0.0) >= in_flight:
+        return True  # abandoned: no create takes that long, retries included
+    pid, host = row["owner_pid"], row["owner_host"]
+    if pid is None or (host is not None and host != HOST):
+        return False  # another machine's process, within its time: it may still get the answer
+    return not _process_alive(pid)
 
 
 def _fetch(connection: Connection, where: str, value: Any) -> JournalEntry:

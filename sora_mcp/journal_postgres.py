@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -33,6 +33,9 @@ from psycopg.rows import dict_row
 from sora_mcp.config import database_url_secrets, redact
 from sora_mcp.errors import JournalError
 from sora_mcp.journal_schema import SCHEMA_VERSION, newer_schema_error, postgres_statements
+
+if TYPE_CHECKING:
+    from sora_mcp.journal import JournalSize
 
 logger = logging.getLogger(__name__)
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # one line per reconnect attempt, without the cause
@@ -90,6 +93,23 @@ class PostgresStore:
             self._down = None
         self.ever_opened = True
         return result
+
+    def read(self, operation: Callable[[Any], T]) -> T:
+        """``run``: reads outside a transaction take no lock, so they never wait for a write."""
+        return self.run(operation)
+
+    @staticmethod
+    def size(connection: "_Connection") -> "JournalSize":
+        """The rows of ``tasks`` and the bytes of the journal's tables with their indexes."""
+        from sora_mcp.journal import JournalSize
+
+        found = _one(
+            connection.execute(
+                "SELECT (SELECT COUNT(*) FROM tasks) AS rows, pg_total_relation_size('tasks') "
+                "+ pg_total_relation_size('quotes') AS bytes"
+            )
+        )
+        return JournalSize(int(found["rows"]), int(found["bytes"]))
 
     @staticmethod
     @contextmanager
@@ -244,6 +264,20 @@ def _one(cursor: "psycopg.Cursor[Any]") -> Any:
 def _placeholders(sql: str) -> str:
     """``?`` as psycopg's ``%s`` (the statements hold no other ``?`` or ``%``)."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def inspect_size(url: str) -> "JournalSize | None":
+    """The rows and bytes of the journal (None: not created yet), read without creating anything (``sora-mcp
+    doctor``). Raises ``JournalError``."""
+    store = PostgresStore(url)
+    try:
+        with psycopg.connect(url, **store._connect_arguments()) as connection:
+            table = _one(connection.execute("SELECT to_regclass(%s) AS found", (f"{SCHEMA}.tasks",)))
+            if table["found"] is None:
+                return None
+            return PostgresStore.size(_Connection(connection))
+    except psycopg.Error as exc:
+        raise store._error(exc) from None
 
 
 def inspect(url: str, *, gateway: str, now: float) -> tuple[int, tuple[float, float]]:

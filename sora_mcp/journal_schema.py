@@ -8,7 +8,7 @@ and keeps its rows).
 
 from sora_mcp.errors import JournalError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _TYPES = {
     "sqlite": {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL", "bigint": "INTEGER"},
@@ -64,10 +64,28 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS tasks_by_submission ON tasks (gateway, submitted_at)",
     ),
     3: ("ALTER TABLE tasks ADD COLUMN owner_host TEXT",),
+    4: (
+        "CREATE INDEX IF NOT EXISTS tasks_unresolved ON tasks (gateway, kind, submitted_at) "
+        "WHERE state IN ('submitting', 'unknown')",
+        "CREATE INDEX IF NOT EXISTS tasks_newest ON tasks (gateway, recorded_at, id)",
+        "DROP INDEX IF EXISTS tasks_by_time",
+        "CREATE INDEX IF NOT EXISTS tasks_by_kind ON tasks (gateway, kind, recorded_at, id)",
+        "CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (gateway, status, recorded_at, id)",
+        "CREATE INDEX IF NOT EXISTS tasks_by_kind_status ON tasks (gateway, kind, status, recorded_at, id)",
+        "CREATE INDEX IF NOT EXISTS tasks_spend ON tasks (gateway, submitted_at, state, status, model, "
+        "cost_estimate_usd)",
+        "DROP INDEX IF EXISTS tasks_by_submission",
+        "CREATE INDEX IF NOT EXISTS quotes_by_expiry ON quotes (expires_at)",
+        "CREATE INDEX IF NOT EXISTS quotes_by_row ON quotes (used_by)",
+    ),
 }
 """The statements that bring a journal of the version before each key to that version. Version 2: the estimated
 cost of each created task (budgets sum it) and the quotes a user confirms (``SORA_CONFIRM_ABOVE_USD``). Version 3:
-the machine that sent a create (``owner_pid`` alone means nothing to a replica on another machine)."""
+the machine that sent a create (``owner_pid`` alone means nothing to a replica on another machine). Version 4: an
+index for every way the journal is read, so no operation scans the table (``tests/test_journal_scale.py`` checks
+each statement's plan): the submissions whose outcome is unknown (a partial index: a handful of rows however
+large the journal), the newest rows of a scope with each ``list_tasks`` filter, the spend of a window from the
+index alone, and the quotes by expiry and by the row that used them."""
 
 V1_COLUMNS = frozenset(
     {"id", "gateway", "state", "kind", "task_id", "tool", "request_hash", "arguments", "prompt", "model"}

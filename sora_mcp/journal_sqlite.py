@@ -6,8 +6,10 @@ work side by side; ``busy_timeout`` makes a writer wait for another process's wr
 write runs in a ``BEGIN IMMEDIATE`` transaction, so two processes cannot both decide to create the same task.
 ``synchronous=FULL``: a committed row survives a power cut too, since a row can stand for money spent.
 
-One connection per journal, used by one worker thread at a time. A failure drops it, and the next call opens it
-again (so a fixed permission or a lock released later heals without a restart).
+Two connections per journal, each used by one worker thread at a time: one for writes (and the reads inside
+them), one for reads alone, so that a ``list_tasks`` never holds up a create's write-ahead row. A failure drops
+the connection, and the next call opens it again (so a fixed permission or a lock released later heals without a
+restart).
 """
 
 import logging
@@ -15,12 +17,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sora_mcp.errors import JournalError
 from sora_mcp.journal_schema import SCHEMA_VERSION, V1_COLUMNS, newer_schema_error, sqlite_migrations, sqlite_schema
+
+if TYPE_CHECKING:
+    from sora_mcp.journal import JournalSize
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +41,8 @@ class SqliteStore:
         self._busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
         self.ever_opened = False
 
     def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
@@ -47,6 +54,34 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 self._close_locked()
                 raise self._error(exc) from exc
+
+    def read(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only ``operation`` on the reading connection: in WAL mode it sees every committed write and
+        waits for none. Raises ``JournalError``."""
+        if not self.ever_opened:  # the tables are created (or migrated) by the writing connection
+            self.run(lambda connection: None)
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = self._open_reader()
+            try:
+                return operation(self._reader)
+            except sqlite3.Error as exc:
+                self._reader, reader = None, self._reader
+                _close_quietly(reader)
+                raise self._error(exc) from exc
+
+    @staticmethod
+    def size(connection: sqlite3.Connection) -> "JournalSize":
+        """The rows of ``tasks`` and the bytes of the file with its write-ahead log."""
+        from sora_mcp.journal import JournalSize
+
+        rows = connection.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+        database = connection.execute("PRAGMA database_list").fetchone()[2]
+        total = 0
+        for suffix in ("", "-wal"):
+            with suppress(OSError):  # no log file while no connection is open
+                total += Path(database + suffix).stat().st_size
+        return JournalSize(int(rows), total or None)
 
     @staticmethod
     @contextmanager
@@ -70,6 +105,25 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._close_locked()
+        with self._read_lock:
+            self._reader, reader = None, self._reader
+            _close_quietly(reader)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        try:
+            reader = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        reader.row_factory = sqlite3.Row
+        try:
+            reader.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            reader.close()
+            raise self._error(exc) from exc
+        return reader
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None:
@@ -130,12 +184,8 @@ class SqliteStore:
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _close_locked(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            try:
-                connection.close()
-            except sqlite3.Error:  # pragma: no cover - closing a broken connection
-                logger.debug("Closing the task journal failed", exc_info=True)
+        self._connection, connection = None, self._connection
+        _close_quietly(connection)
 
     def _error(self, exc: sqlite3.Error) -> JournalError:
         """A ``JournalError`` saying what is wrong with the file and how to fix it."""
@@ -185,6 +235,26 @@ def read_spend_file(
         if "cost_estimate_usd" not in {row[1] for row in connection.execute("PRAGMA table_info(tasks)")}:
             return 0.0, 0.0
         return spent(connection)
+
+
+def read_size_file(path: Path, *, busy_timeout: float) -> "JournalSize | None":
+    """The rows and bytes of the journal file at ``path``, opened read-only (``sora-mcp doctor``); None when there
+    is no journal yet. Raises ``sqlite3.Error``."""
+    if not path.exists():
+        return None
+    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=busy_timeout)) as connection:
+        if not connection.execute("PRAGMA table_info(tasks)").fetchall():
+            return None
+        return SqliteStore.size(connection)
+
+
+def _close_quietly(connection: sqlite3.Connection | None) -> None:
+    if connection is None:
+        return
+    try:
+        connection.close()
+    except sqlite3.Error:  # pragma: no cover - closing a broken connection
+        logger.debug("Closing the task journal failed", exc_info=True)
 
 
 def _enable_wal(connection: sqlite3.Connection, busy_timeout: float) -> str:

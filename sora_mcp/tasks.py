@@ -20,7 +20,7 @@ says they are not recorded: refusing every create would make the server useless 
 import logging
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import anyio
 
@@ -48,6 +48,9 @@ from sora_mcp.journal import (
 )
 from sora_mcp.models import Task, TaskKind, TaskStatus
 from sora_mcp.spending import Estimate, day_and_month, estimate, over_budget
+
+if TYPE_CHECKING:
+    from sora_mcp.upkeep import JournalUpkeep
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +131,8 @@ class TaskOutcome(NamedTuple):
     """The create tool of the request (for advice on deliberate repeats)."""
     unrecorded: str | None = None
     """Why the journal could not record this created task (the create went ahead)."""
+    recording_later: bool = False
+    """``unrecorded`` for now: the record is retried in the background (``upkeep.py``)."""
     unrecorded_at_start: bool = False
     """``unrecorded`` because the journal has not worked since start-up (so the write-ahead was skipped)."""
     estimate: Estimate | None = None
@@ -159,6 +164,8 @@ class TaskBook:
         self.in_flight_seconds = in_flight_seconds(settings)
         self.clock = clock
         """The clock of row times and calendar windows (tests pass a manual one)."""
+        self.pruning = False
+        """Whether a lifespan of this process prunes this journal scope already (``upkeep.py``)."""
 
     async def recent(
         self, *, limit: int = 20, kind: TaskKind | None = None, status: TaskStatus | None = None
@@ -189,8 +196,12 @@ class TaskBook:
 class TaskService:
     """The tools' way to the gateway: ``SoraClient`` calls recorded in the task journal of one gateway scope."""
 
-    def __init__(self, client: SoraClient, book: TaskBook, settings: Settings) -> None:
+    def __init__(
+        self, client: SoraClient, book: TaskBook, settings: Settings, *, upkeep: "JournalUpkeep | None" = None
+    ) -> None:
         self.client = client
+        self._upkeep = upkeep
+        """Where a created task the journal could not take at once goes to be recorded later (None: nowhere)."""
         self.book = book
         self.journal = book.journal
         self.scope = book.scope
@@ -260,8 +271,12 @@ class TaskService:
         try:
             await self.journal.record_created(row_id, task)
         except JournalError as exc:
-            logger.error("Task %s was created but the journal could not record it: %s", task.task_id, exc)
-            return TaskOutcome(task, unrecorded=str(exc), estimate=cost)
+            if self._upkeep is None:
+                logger.error("Task %s was created but the journal could not record it: %s", task.task_id, exc)
+                return TaskOutcome(task, unrecorded=str(exc), estimate=cost)
+            logger.warning("Task %s was created; recording it failed and is retried: %s", task.task_id, exc)
+            self._upkeep.record_later(row_id, task)
+            return TaskOutcome(task, unrecorded=str(exc), recording_later=True, estimate=cost)
         return TaskOutcome(task, estimate=cost)
 
     async def would_reuse(self, request: CreateRequest, *, allow_duplicate: bool) -> bool:
@@ -434,7 +449,9 @@ class TaskService:
         # Claimed before the write, so concurrent polls seeing the same state do not queue the same write.
         self._recorded.remember(task_id, snapshot)
         try:
-            observation = await self.journal.observe(task, gateway=self.scope, link_window=self._link_window)
+            observation = await self.journal.observe(
+                task, gateway=self.scope, link_window=self._link_window, in_flight=self.book.in_flight_seconds
+            )
         except JournalError as exc:
             logger.warning("Could not record the state of task %s: %s", task.task_id, exc)
             self._recorded.pop(task_id, None)

@@ -12,6 +12,7 @@ import httpx2
 import pytest
 from conftest import API_KEY, make_settings
 from fake_gateway import FakeGateway, refused_url, serve_in_thread
+from journal_rows import fill
 
 from sora_mcp.doctor import (
     PROBE_TASK_ID,
@@ -24,6 +25,8 @@ from sora_mcp.doctor import (
     render,
 )
 from sora_mcp.errors import APIConnectionError
+from sora_mcp.journal import journal_path
+from sora_mcp.journal_sqlite import SqliteStore
 from sora_mcp.server import build_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real subprocesses
@@ -83,6 +86,10 @@ async def test_doctor_passes_when_the_gateway_accepts_the_key(served: tuple[Fake
         "OK",
         "spent $0.00 today and $0.00 this month (estimates); budgets: daily none, monthly none; never asks",
     )
+    assert checks["journal"] == (
+        "OK",
+        "empty: the server creates it at start-up; finished tasks are kept 90 days (SORA_JOURNAL_RETENTION_DAYS)",
+    )
     assert not state.exists()  # the doctor reads the journal read-only: it neither creates nor upgrades it
     tools = ", ".join(tool.name for tool in await build_server(make_settings()).list_tools())
     assert checks["server"] == ("OK", f"MCP SDK {metadata.version('mcp')}: tools {tools}; prompts make_video")
@@ -91,6 +98,24 @@ async def test_doctor_passes_when_the_gateway_accepts_the_key(served: tuple[Fake
         ("GET", f"/v1/videos/generations/{PROBE_TASK_ID}", f"Bearer {API_KEY}"),
         ("GET", f"/v1/characters_tasks/{PROBE_TASK_ID}", f"Bearer {API_KEY}"),
     ]
+
+
+def test_doctor_reports_the_journal_size(served: tuple[FakeGateway, str], tmp_path: Path) -> None:
+    """Rows and megabytes of the journal file (with its log), and the retention setting."""
+    _, url = served
+    state = tmp_path / "state"
+    store = SqliteStore(journal_path(state), busy_timeout=5)
+    store.run(lambda connection: None)
+    store.close()
+    fill(journal_path(state), 12_345, gateway=url, now=1.7e9)
+    _, checks, _ = run_doctor(
+        SORA_API_KEY=API_KEY, SORA_BASE_URL=url, SORA_STATE_DIR=str(state), SORA_JOURNAL_RETENTION_DAYS="0"
+    )
+    size = journal_path(state).stat().st_size / 1e6
+    assert checks["journal"] == (
+        "OK",
+        f"12,345 rows, {size:.1f} MB; finished tasks are kept forever (SORA_JOURNAL_RETENTION_DAYS)",
+    )
 
 
 def test_doctor_fails_on_a_rejected_key(served: tuple[FakeGateway, str]) -> None:

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.anyio
 
 GATEWAY = "http://gateway.test"
 PNG = "data:image/png;base64,iVBORw0KGgo="
+LINK = {"link_window": 300.0, "in_flight": 300.0}
+"""How far back a lost submission is a candidate for a new task, and how long a create may be in flight."""
 
 
 @pytest.fixture
@@ -212,7 +214,7 @@ async def test_a_failed_task_does_not_block_trying_again(journal: Journal) -> No
     """An earlier identical request whose task failed is not a duplicate: a retry after failure is deliberate."""
     first = await journal.claim(video(), gateway=GATEWAY, window=600)
     await journal.record_created(first.entry.row_id, created("task_1"))
-    await journal.observe(created("task_1", status="failed"), gateway=GATEWAY, link_window=300)
+    await journal.observe(created("task_1", status="failed"), gateway=GATEWAY, **LINK)
     assert (await journal.claim(video(), gateway=GATEWAY, window=600)).duplicate is False
 
 
@@ -253,12 +255,10 @@ async def test_observe_updates_known_tasks_and_records_unknown_ones(journal: Jou
     done = created("task_1", status="completed").model_copy(
         update={"progress": 100, "video_url": "https://files.test/1.mp4", "expires_at": 99, "hint": "ready"}
     )
-    updated = await journal.observe(done, gateway=GATEWAY, link_window=300)
+    updated = await journal.observe(done, gateway=GATEWAY, **LINK)
     assert (updated.linked, updated.entry.row_id, updated.entry.updated_at) == (False, claim.entry.row_id, clock.now)
     assert updated.entry.snapshot == done.model_copy(update={"hint": ""})
-    other = await journal.observe(
-        created("task_2").model_copy(update={"kind": "character"}), gateway=GATEWAY, link_window=300
-    )
+    other = await journal.observe(created("task_2").model_copy(update={"kind": "character"}), gateway=GATEWAY, **LINK)
     assert (other.linked, other.entry.state, other.entry.kind) == (False, "observed", "character")
     assert (await journal.get("task_2")) == other.entry
     assert await journal.get("task_3") is None
@@ -276,12 +276,12 @@ async def test_observe_links_a_task_to_the_single_matching_unknown_submission(
     lost = await journal.claim(video(), gateway=GATEWAY, window=600)
     await journal.record_unknown(lost.entry.row_id, "HTTP 502")
     sent = int(clock.now)
-    far = await journal.observe(created("task_far", created_at=sent + 1000), gateway=GATEWAY, link_window=300)
+    far = await journal.observe(created("task_far", created_at=sent + 1000), gateway=GATEWAY, **LINK)
     other_model = await journal.observe(
-        created("task_pro", created_at=sent + 2, model="sora-2-pro"), gateway=GATEWAY, link_window=300
+        created("task_pro", created_at=sent + 2, model="sora-2-pro"), gateway=GATEWAY, **LINK
     )
     assert (far.linked, other_model.linked) == (False, False)
-    match = await journal.observe(created("task_lost", created_at=sent + 2), gateway=GATEWAY, link_window=300)
+    match = await journal.observe(created("task_lost", created_at=sent + 2), gateway=GATEWAY, **LINK)
     assert (match.linked, match.entry.row_id, match.entry.state) == (True, lost.entry.row_id, "created")
     assert match.entry.outcome_unknown is False
     assert (await journal.claim(video(), gateway=GATEWAY, window=600)).entry.task_id == "task_lost"
@@ -294,8 +294,99 @@ async def test_observe_links_nothing_when_two_lost_submissions_could_match(
     for prompt in ("one", "two"):
         claim = await journal.claim(video(prompt), gateway=GATEWAY, window=600)
         await journal.record_unknown(claim.entry.row_id, "timeout")
-    observed = await journal.observe(created("task_x", created_at=int(clock.now)), gateway=GATEWAY, link_window=300)
+    observed = await journal.observe(created("task_x", created_at=int(clock.now)), gateway=GATEWAY, **LINK)
     assert (observed.linked, observed.entry.state) == (False, "observed")
+
+
+async def test_a_create_still_in_flight_is_never_linked_to_a_task_read_meanwhile(
+    journal: Journal, clock: ManualClock
+) -> None:
+    """Issue 16's wrong link: while this process's create is in flight, a get_task of a task made elsewhere at
+    the same time used to record that task as our request's result, and a repeat of our request then returned
+    the foreign task as "reused". A live sender's submission is no link candidate: its own answer names its task."""
+    sending = await journal.claim(video(), gateway=GATEWAY, window=600)  # this process: alive, in flight
+    foreign = await journal.observe(created("task_foreign", created_at=int(clock.now)), gateway=GATEWAY, **LINK)
+    assert (foreign.linked, foreign.entry.state, foreign.entry.row_id) == (False, "observed", foreign.entry.row_id)
+    repeat = await journal.find_duplicate(video(), gateway=GATEWAY, window=600)
+    assert repeat is not None and (repeat.row_id, repeat.task_id) == (sending.entry.row_id, None)
+    await journal.discard(sending.entry.row_id)  # the gateway refused ours: nothing of ours exists
+    assert await journal.find_duplicate(video(), gateway=GATEWAY, window=600) is None
+    assert (await journal.get("task_foreign")).state == "observed"  # type: ignore[union-attr]
+
+
+async def test_a_submission_of_a_gone_or_late_sender_is_a_link_candidate(journal: Journal, clock: ManualClock) -> None:
+    """``submitting`` rows whose sender died, or whose time is up, have an outcome that nobody will learn: they are
+    linked like ``unknown`` ones. Another machine's row is trusted to be in flight until its time is up."""
+    dead = await journal.claim(video("dead"), gateway=GATEWAY, window=600)
+    async with await anyio.open_process(["true"]) as ended:
+        await ended.wait()  # reaped: its pid names no process now
+    elsewhere = await journal.claim(video("elsewhere"), gateway=GATEWAY, window=600)
+    await anyio.to_thread.run_sync(
+        journal.store.run,
+        lambda connection: (
+            connection.execute("UPDATE tasks SET owner_pid = ? WHERE id = ?", (ended.pid, dead.entry.row_id)),
+            connection.execute(
+                "UPDATE tasks SET owner_host = 'another-machine' WHERE id = ?", (elsewhere.entry.row_id,)
+            ),
+        ),
+    )
+    first = await journal.observe(created("task_a", created_at=int(clock.now)), gateway=GATEWAY, **LINK)
+    assert (first.linked, first.entry.row_id) == (True, dead.entry.row_id)
+    second = await journal.observe(created("task_b", created_at=int(clock.now)), gateway=GATEWAY, **LINK)
+    assert (second.linked, second.entry.state) == (False, "observed")
+    clock.advance(LINK["in_flight"] + 1)  # the other machine's create cannot still be waiting for its answer
+    third = await journal.observe(created("task_c", created_at=int(clock.now) - 10), gateway=GATEWAY, **LINK)
+    assert (third.linked, third.entry.row_id) == (True, elsewhere.entry.row_id)
+
+
+async def test_a_wrong_link_is_undone_when_the_true_owner_records_its_task(
+    journal: Journal, clock: ManualClock
+) -> None:
+    """A lost submission (``unknown``) and another process's create in flight: a task read meanwhile is linked to
+    the lost one (the only candidate). If the create's answer then names that very task, the guess was wrong:
+    the task becomes the create's, and the lost submission's outcome is unknown again."""
+    lost = await journal.claim(video("lost"), gateway=GATEWAY, window=600)
+    await journal.record_unknown(lost.entry.row_id, "HTTP 502")
+    sending = await journal.claim(video("sending"), gateway=GATEWAY, window=600)
+    guess = await journal.observe(created("task_x", created_at=int(clock.now)), gateway=GATEWAY, **LINK)
+    assert (guess.linked, guess.entry.row_id) == (True, lost.entry.row_id)
+    owner = await journal.record_created(sending.entry.row_id, created("task_x"))
+    assert (owner.row_id, owner.state, owner.task_id) == (sending.entry.row_id, "created", "task_x")
+    undone = await journal.find_duplicate(video("lost"), gateway=GATEWAY, window=600)
+    assert undone is not None
+    assert (undone.row_id, undone.state, undone.task_id, undone.snapshot) == (lost.entry.row_id, "unknown", None, None)
+    assert undone.unknown_reason == "HTTP 502"
+
+
+async def test_prune_deletes_old_finished_tasks_in_batches_and_keeps_the_unresolved(
+    journal: Journal, clock: ManualClock
+) -> None:
+    """Finished tasks recorded before the cut-off go, a batch at a time; unknown outcomes, unfinished tasks, newer
+    rows and other gateways' rows stay."""
+    old_done = []
+    for index in range(5):
+        claim = await journal.claim(video(f"old {index}"), gateway=GATEWAY, window=600)
+        status = "failed" if index == 0 else "completed"
+        old_done.append(await journal.record_created(claim.entry.row_id, created(f"old_{index}", status=status)))
+    await journal.observe(created("old_seen", status="completed"), gateway=GATEWAY, **LINK)
+    unfinished = await journal.claim(video("old unfinished"), gateway=GATEWAY, window=600)
+    await journal.record_created(unfinished.entry.row_id, created("old_running", status="in_progress"))
+    lost = await journal.claim(video("old lost"), gateway=GATEWAY, window=600)
+    await journal.record_unknown(lost.entry.row_id, "timeout")
+    other = await journal.claim(video("other gateway"), gateway="sandbox", window=600)
+    await journal.record_created(other.entry.row_id, created("other_done", status="completed"))
+    cutoff = clock.now + 1
+    clock.advance(10)
+    fresh = await journal.claim(video("fresh"), gateway=GATEWAY, window=600)
+    await journal.record_created(fresh.entry.row_id, created("fresh_done", status="completed"))
+
+    assert await journal.prune(gateway=GATEWAY, before=cutoff, batch=4) == 4
+    assert await journal.prune(gateway=GATEWAY, before=cutoff, batch=4) == 2
+    assert await journal.prune(gateway=GATEWAY, before=cutoff, batch=4) == 0
+    left = {entry.task_id for entry in await journal.recent(gateway=GATEWAY, limit=50)}
+    assert left == {"old_running", None, "fresh_done"}
+    assert [entry.task_id for entry in await journal.recent(gateway="sandbox", limit=5)] == ["other_done"]
+    assert (await journal.size()).rows == 4
 
 
 async def test_recent_filters_by_gateway_kind_and_status_newest_first(journal: Journal, clock: ManualClock) -> None:

@@ -3,6 +3,7 @@ tables of other programs in the same database, and ``sora-mcp doctor``'s view of
 share runs on both in test_journal.py, test_tasks.py, test_money.py and test_journal_stdio.py.)"""
 
 import logging
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -18,11 +19,12 @@ from postgres import PostgresServer, free_port
 
 from sora_mcp.config import Settings
 from sora_mcp.create_requests import VideoRequest
-from sora_mcp.doctor import check_database, check_spending
+from sora_mcp.doctor import check_database, check_journal_size, check_spending
 from sora_mcp.errors import JournalError
 from sora_mcp.journal import DriverMissingError, Journal, Submission, journal_for
 from sora_mcp.journal_postgres import SCHEMA, PostgresStore
 from sora_mcp.journal_schema import SCHEMA_VERSION
+from sora_mcp.models import Task
 from sora_mcp.server import build_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -204,10 +206,14 @@ async def test_doctor_reports_the_database_and_its_spend(postgres: PostgresServe
     settings = make_settings(database_url=database_url)
     where = masked(database_url, postgres.password)
     before = await check_database(settings)
+    empty = await check_journal_size(settings)
     journal = journal_for(settings)
     await journal.open()
+    seen = Task(task_id="task_seen", kind="video", status="queued")
+    await journal.observe(seen, gateway="g", link_window=1, in_flight=1)
     await journal.close()
     after = await check_database(settings)
+    size = await check_journal_size(settings)
     spending = await check_spending(settings)
     down = await check_database(make_settings(database_url=postgres.url(port=free_port())))
     assert before is not None and after is not None and down is not None
@@ -217,6 +223,9 @@ async def test_doctor_reports_the_database_and_its_spend(postgres: PostgresServe
     )
     assert after.detail == f"PostgreSQL at {where} answers: journal schema {SCHEMA_VERSION} (shared by every replica)"
     assert spending[-1].status == "OK" and spending[-1].detail.startswith("spent $0.00 today")
+    kept = "finished tasks are kept 90 days (SORA_JOURNAL_RETENTION_DAYS)"
+    assert (empty.status, empty.detail) == ("OK", f"empty: the server creates it at start-up; {kept}")
+    assert size.status == "OK" and re.fullmatch(rf"1 rows, \d+\.\d MB; {re.escape(kept)}", size.detail), size
     assert down.status == "FAIL" and "cannot be reached" in down.detail and postgres.password not in down.detail
 
 

@@ -343,7 +343,7 @@ async def test_a_journal_of_schema_1_is_migrated_and_keeps_its_tasks(fake: FakeG
     assert spending["by_model"] == [{"model": "sora-2", "tasks": 1, "usd": 0.0}]
     assert "1 task(s) this month have no price" in spending["estimate_note"]
     with closing(sqlite3.connect(path)) as migrated:
-        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         columns = {row[1] for row in migrated.execute("PRAGMA table_info(tasks)")}
         assert "cost_estimate_usd" in columns
         assert migrated.execute("SELECT COUNT(*) FROM quotes").fetchone()[0] == 0

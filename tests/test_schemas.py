@@ -1356,7 +1356,8 @@ List the tasks this server created (from any chat or process on this machine), n
 Free. Use it to find a task_id you lost (a new chat, a timeout, a restart) instead of creating the video
 again, or to see what is still rendering. Each task has its last known state and a hint; a submission
 whose outcome is unknown (outcome_unknown: true, no task_id) may have been billed without an id: tell
-the user rather than creating it again.\
+the user rather than creating it again. Finished tasks older than the journal's retention (90 days by
+default) are no longer listed; unfinished ones and unknown outcomes always are.\
 """,
             "inputSchema": {
                 "properties": {

@@ -29,6 +29,7 @@ from sora_mcp.server.resources import RecentTasks, register_resources
 from sora_mcp.server.state import AppState
 from sora_mcp.server.tools import TOOLS
 from sora_mcp.tasks import TaskBook, TaskService, gateway_scope
+from sora_mcp.upkeep import JournalUpkeep
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,10 @@ class Lifespan:
                     )
                 else:
                     sora = self.client() if callable(self.client) else self.client
-                tasks = TaskService(sora, self.book, self.settings)
+                upkeep = await stack.enter_async_context(
+                    JournalUpkeep.running(self.book, retention_days=self.settings.journal_retention_days)
+                )
+                tasks = TaskService(sora, self.book, self.settings, upkeep=upkeep)
                 yield AppState(settings=self.settings, tasks=tasks, clock=self.clock)
         finally:
             with anyio.CancelScope(shield=True):

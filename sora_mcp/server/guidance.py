@@ -160,6 +160,11 @@ def render(outcome: TaskOutcome, *, now: float, sandbox: bool) -> Task:
         hint = _reused(outcome, hint, now)
     if outcome.unrecorded and outcome.unrecorded_at_start:
         hint += f" Note: this task is not recorded in the task journal ({outcome.unrecorded}), so keep its task_id."
+    elif outcome.unrecorded and outcome.recording_later:
+        hint += (
+            f" Note: the task journal could not record this task yet ({outcome.unrecorded}); sora-mcp keeps "
+            "trying in the background, but keep its task_id."
+        )
     elif outcome.unrecorded:
         hint += f" Note: the task journal could not record this task ({outcome.unrecorded}), so keep its task_id."
     if outcome.wait_error:
