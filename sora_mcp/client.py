@@ -246,7 +246,7 @@ class SoraClient:
         transient gateway failure after the first read ends the wait early with the last known state and
         ``Waited.poll_error`` instead of failing the call. Errors of the first read propagate (to every wait that
         shared it), and so does cancellation. ``kind`` is as in :meth:`get_task`. :meth:`stop_waiting` ends the
-        wait after the first read, like a timeout. With ``wait_seconds=0`` the task is read once: a GET of it
+        wait after the first read, like a timeout. With ``wait_seconds`` 0 the task is read once: a GET of it
         under way for a wait is shared, else it is a read of its own.
         """
         return await self.poller.wait(task_id, wait_seconds=wait_seconds, on_progress=on_progress, kind=kind)
