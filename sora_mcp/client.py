@@ -3,16 +3,17 @@
 One ``SoraClient`` wraps one ``httpx2.AsyncClient`` for the life of the process (connection reuse). Retries
 follow one rule, written down in :meth:`SoraClient._send`: a read is retried on anything transient; a create is
 retried only when the gateway surely did not receive it (no connection was made, or it answered 429), because a
-second POST after a lost answer could create, and bill, a second task.
+second POST after a lost answer could create, and bill, a second task. Waits go through the client's one
+:class:`~sora_mcp.polling.Poller`: the waits on a task share its polls, and polls in flight are bounded.
 """
 
 import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, Literal, NamedTuple, Self, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar
 
 import anyio
 import httpx2
@@ -30,11 +31,11 @@ from sora_mcp.errors import (
     CreateOutcomeUnknownError,
     MissingAPIKeyError,
     NotFoundError,
-    RateLimitError,
-    ServerError,
-    SoraError,
 )
 from sora_mcp.models import STATUS_PATHS, Task, TaskKind, is_safe_task_id, parse_task
+from sora_mcp.polling import HEARTBEAT_SECONDS, Poller
+from sora_mcp.polling import ProgressCallback as ProgressCallback  # re-exported: the services' name for it
+from sora_mcp.polling import Waited as Waited
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +44,10 @@ USER_AGENT = f"sora-mcp/{__version__}"
 MAX_BACKOFF_SECONDS = 8.0
 MAX_RETRY_AFTER_SECONDS = 30.0
 """A ``Retry-After`` longer than this is not waited out inside a tool call: the error tells the agent instead."""
-FIRST_POLL_SECONDS = 1.0
-POLL_GROWTH = 1.6
-HEARTBEAT_SECONDS = 2.0
-"""Default longest gap between two progress reports during a wait (progress resets many clients' timeouts)."""
 KNOWN_KINDS_LIMIT = 4096
 GATEWAY_CONNECTIONS = 32
 
 RetryPolicy = Literal["read", "create"]
-ProgressCallback = Callable[[Task | None, float], Awaitable[None]]
-"""Called during a wait with the latest task (None before the first answer) and the seconds waited so far."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -72,14 +67,6 @@ class BoundedDict(OrderedDict[K, V], Generic[K, V]):
             self.popitem(last=False)
 
 
-class Waited(NamedTuple):
-    """The outcome of :meth:`SoraClient.wait_for_task`: the latest state, and why polling stopped early if it did."""
-
-    task: Task
-    poll_error: str | None = None
-    """A transient failure of a poll after the first read, which ended the wait with the last known state."""
-
-
 def retry_delay(
     attempt: int, retry_after: float | None, *, base: float, rand: Callable[[], float] = random.random
 ) -> float:
@@ -95,7 +82,8 @@ class SoraClient:
 
     ``http_client`` may be injected (tests pass one over ``httpx2.ASGITransport``); it is then not closed here.
     ``base_url`` overrides ``settings.base_url`` (the sandbox passes its own address); ``sandbox`` lifts the
-    API-key requirement. ``heartbeat_seconds`` is the longest gap between two progress reports of a wait.
+    API-key requirement. ``heartbeat_seconds`` is the longest gap between two progress reports of a wait;
+    ``rand`` (in [0, 1)) draws the jitter of poll pauses and heartbeat phases.
     Returned tasks are facts only: the MCP face adds hints and poll advice (``server/guidance.py``).
     """
 
@@ -108,19 +96,21 @@ class SoraClient:
         sandbox: bool = False,
         clock: Callable[[], float] = time.time,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self._settings = settings
         self._sandbox = sandbox
         self._clock = clock
-        self._heartbeat_seconds = heartbeat_seconds
         self._base_url = (base_url or settings.base_url).rstrip("/")
         self._owns_http = http_client is None
         self._http_client = http_client
         self._known_kinds: BoundedDict[str, TaskKind] = BoundedDict(KNOWN_KINDS_LIMIT)
         self._secret = settings.maskable_key
-        self._stopping = False
-        self._waits: set[anyio.CancelScope] = set()
         self._requests_in_flight = 0
+        self.poller = Poller(
+            self._read_for_poller, poll_interval=settings.poll_interval, heartbeat_seconds=heartbeat_seconds, rand=rand
+        )
+        """The waits of this client: one poll per task however many wait, a bound on polls in flight."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -178,9 +168,7 @@ class SoraClient:
 
         A wait ended this way returns the task's latest state, as if its time were up; the caller polls again.
         """
-        self._stopping = True
-        for scope in self._waits:
-            scope.cancel()
+        self.poller.stop()
 
     # ------------------------------------------------------------------------------------------- public API
 
@@ -250,68 +238,21 @@ class SoraClient:
         """Poll until the task is finished or ``wait_seconds`` have passed, and return its latest state.
 
         Polls start about a second apart and back off to ``SORA_POLL_INTERVAL``, sooner when the gateway's
-        ``estimated_time`` says the end is near. ``on_progress`` is called with the first answer, then beside
-        the polls at least every ``heartbeat_seconds``, even while a slow request is in flight (with ``None``
-        until the first answer). A transient gateway failure after the first read ends the wait early with the
-        last known state and ``Waited.poll_error`` instead of failing the call. Errors of the first read
-        propagate, and so does cancellation. ``kind`` is as in :meth:`get_task`. :meth:`stop_waiting` ends the
-        wait after the first read, like a timeout.
+        ``estimated_time`` says the end is near, each pause shortened by up to 20 % at random. Waits on the same
+        task share one poll (``polling.py``): a wait that joins starts from a state read within the last second or
+        from the GET under way, and polls of all tasks in flight at once are bounded (``POLL_CONCURRENCY``).
+        ``on_progress`` is called with the first answer, with each new state, and at least every
+        ``heartbeat_seconds``, even while a slow request is in flight (with ``None`` until the first answer). A
+        transient gateway failure after the first read ends the wait early with the last known state and
+        ``Waited.poll_error`` instead of failing the call. Errors of the first read propagate (to every wait that
+        shared it), and so does cancellation. ``kind`` is as in :meth:`get_task`. :meth:`stop_waiting` ends the
+        wait after the first read, like a timeout. With ``wait_seconds`` 0 the task is read once: a GET of it
+        under way for a wait is shared, else it is a read of its own.
         """
-        if wait_seconds <= 0 or self._stopping:
-            return Waited(await self.get_task(task_id, kind=kind))
-        started = anyio.current_time()
-        latest: list[Task | None] = [None]
-        poll_error: list[str | None] = [None]
-        first_read_error: SoraError | None = None
+        return await self.poller.wait(task_id, wait_seconds=wait_seconds, on_progress=on_progress, kind=kind)
 
-        async def heartbeat(report: ProgressCallback) -> None:
-            while True:
-                await anyio.sleep(self._heartbeat_seconds)
-                await report(latest[0], anyio.current_time() - started)
-
-        async with anyio.create_task_group() as group:
-            if on_progress is not None:
-                group.start_soon(heartbeat, on_progress)
-            try:
-                latest[0] = await self.get_task(task_id, kind=kind)
-            except SoraError as exc:  # re-raised below, unwrapped from the task group
-                first_read_error = exc
-            else:
-                if on_progress is not None:
-                    await on_progress(latest[0], anyio.current_time() - started)
-                with anyio.move_on_after(wait_seconds - (anyio.current_time() - started)) as wait:
-                    self._waits.add(wait)
-                    try:
-                        if not self._stopping:
-                            poll_error[0] = await self._poll_until_terminal(task_id, latest)
-                    finally:
-                        self._waits.discard(wait)
-            group.cancel_scope.cancel()
-        if first_read_error is not None:
-            raise first_read_error
-        task = latest[0]
-        assert task is not None
-        if on_progress is not None:
-            await on_progress(task, anyio.current_time() - started)
-        return Waited(task, poll_error[0])
-
-    async def _poll_until_terminal(self, task_id: str, latest: list[Task | None]) -> str | None:
-        """Keep ``latest[0]`` fresh until the task is finished, or until a transient failure stops the polling
-        (returned as text)."""
-        delay = min(FIRST_POLL_SECONDS, self._settings.poll_interval)
-        while (task := latest[0]) is not None and not task.is_terminal:
-            eta = task.eta_seconds
-            if eta is not None:
-                delay = max(delay, eta / 3)
-            delay = min(delay, self._settings.poll_interval)
-            await anyio.sleep(delay)
-            try:
-                latest[0] = await self.get_task(task_id)
-            except (APIConnectionError, APIResponseError, RateLimitError, ServerError) as exc:
-                logger.warning("Poll of %s failed during a wait: %s", task_id, exc)
-                return str(exc)
-            delay *= POLL_GROWTH
-        return None
+    async def _read_for_poller(self, task_id: str, kind: TaskKind | None) -> Task:
+        return await self.get_task(task_id, kind=kind)
 
     def known_kind(self, task_id: str) -> TaskKind | None:
         """The kind of a task this client created or read (its endpoint), if it still remembers it."""
