@@ -11,8 +11,8 @@ no ``initialize`` needed), their starts spread over the first second. Measured o
 - task reads per second the gateway answered, and the server's CPU seconds (``/proc/PID/stat``) per read;
 - the server's peak resident memory, and when the waits returned.
 
-    python bench/waiters.py [--quick] [--profile FILE]    # this section alone; FILE: a cProfile of the server's
-                                                          # event loop during the largest distinct-task run
+    python bench/waiters.py [--quick] [--counts 10,100,1000] [--profile FILE]
+        # this section alone; FILE: a cProfile of the server's event loop during the largest distinct-task run
     python bench/waiters.py probe URL SECONDS             # the /healthz prober (started by the benchmark)
 """
 
@@ -87,12 +87,22 @@ class Window:
 class Bench:
     """The gateway, the server and the load of section 11."""
 
-    def __init__(self, gateway_url: str, server_url: str, server_pid: int, http: httpx2.AsyncClient) -> None:
+    def __init__(
+        self, gateway_url: str, server_url: str, server_pid: int, limits: httpx2.Limits, timeout: float
+    ) -> None:
         self.gateway_url = gateway_url
         self.server_url = server_url
         self.server_pid = server_pid
-        self.http = http
+        self.limits = limits
+        self.timeout = timeout
+        self.http = self.new_client()
         self.ids = iter(range(1, 1 << 30))
+
+    def new_client(self) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(limits=self.limits, timeout=self.timeout)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
     async def create_tasks(self, count: int) -> list[str]:
         """``count`` video tasks created directly at the gateway."""
@@ -152,6 +162,10 @@ class Bench:
     async def window(self, label: str, task_ids: list[str], waiters: int, wait_seconds: int, profile: bool) -> Window:
         """``waiters`` concurrent ``get_task(wait_seconds=...)`` calls, cycling over ``task_ids`` (none: an idle
         window of ``wait_seconds``)."""
+        # New connections for each window: the server closes keep-alive connections idle for 10 s (its header
+        # timeout), and a request sent on one just as it closes would fail.
+        await self.http.aclose()
+        self.http = self.new_client()
         await self.http.get(f"{self.server_url}/bench/lag", params={"reset": "1"})
         with probing(self.server_url, wait_seconds + (RAMP_SECONDS if waiters else 0)) as probe:
             await anyio.to_thread.run_sync(probe.ready)
@@ -258,10 +272,16 @@ def _ms(seconds: float) -> str:
 
 
 async def waiter_rows(
-    background: Any, free_port: Any, env: dict[str, str], quick: bool, profile: Path | None = None
+    background: Any,
+    free_port: Any,
+    env: dict[str, str],
+    quick: bool,
+    profile: Path | None = None,
+    counts: tuple[int, ...] | None = None,
 ) -> list[str]:
-    """Rows of section 11. ``background(command, env, port)`` runs a process until exit; ``free_port()`` a port."""
-    counts = (10, 100) if quick else (10, 100, 1000)
+    """Rows of section 11. ``background(command, env, port)`` runs a process until exit; ``free_port()`` a port;
+    ``counts``: the numbers of waiters (10, 100 and 1,000; quick: 10 and 100)."""
+    counts = counts or ((10, 100) if quick else (10, 100, 1000))
     wait_seconds = 4 if quick else 20
     raise_descriptor_limit()
     gateway_port, server_port = free_port(), free_port()
@@ -282,8 +302,8 @@ async def waiter_rows(
         stack.enter_context(background([PY, str(BENCH / "counting_gateway.py"), str(gateway_port)], env, gateway_port))
         server_command = [PY, str(BENCH / "lag_server.py"), "--port", str(server_port), "--stateless"]
         server = stack.enter_context(background([*server_command, "--log-level", "WARNING"], server_env, server_port))
-        http = await stack.enter_async_context(httpx2.AsyncClient(limits=limits, timeout=wait_seconds + 120))
-        bench = Bench(gateway_url, server_url, server.pid, http)
+        bench = Bench(gateway_url, server_url, server.pid, limits, wait_seconds + 120)
+        stack.push_async_callback(bench.aclose)
         await bench.warm(await bench.create_tasks(2))  # the server's first calls (imports, schemas) out of the way
         print("11. waiters: idle", file=sys.stderr)
         windows.append(await bench.window("idle (no waiters)", [], 0, 2 if quick else 5, profile=False))
@@ -330,12 +350,12 @@ async def waiter_rows(
     return out
 
 
-async def _main(quick: bool, profile: Path | None) -> None:  # pragma: no cover - benchmark
+async def _main(quick: bool, profile: Path | None, counts: tuple[int, ...] | None) -> None:  # pragma: no cover
     import run  # bench/run.py: background processes, ports and the base environment
 
     with tempfile.TemporaryDirectory(prefix="sora-bench-") as state:
         env = run.base_env("http://127.0.0.1:9", state)
-        rows = await waiter_rows(run.background, run.free_port, env, quick, profile)
+        rows = await waiter_rows(run.background, run.free_port, env, quick, profile, counts)
     print("\n".join(rows))
 
 
@@ -344,4 +364,5 @@ if __name__ == "__main__":
         probe_main(sys.argv[2], float(sys.argv[3]))
     else:
         profile_path = Path(sys.argv[sys.argv.index("--profile") + 1]).resolve() if "--profile" in sys.argv else None
-        anyio.run(_main, "--quick" in sys.argv, profile_path)
+        only = sys.argv[sys.argv.index("--counts") + 1] if "--counts" in sys.argv else None
+        anyio.run(_main, "--quick" in sys.argv, profile_path, tuple(map(int, only.split(","))) if only else None)
