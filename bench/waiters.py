@@ -155,8 +155,17 @@ class Bench:
             for task_id in task_ids:
                 group.start_soon(read, task_id)
 
+    @staticmethod
+    async def control(url: str, **params: str) -> Any:
+        """A bench route's JSON answer, on a connection of its own: a pooled one left idle through a wait window
+        may be closed by the server (keep-alive timeout) just as it is reused."""
+        async with httpx2.AsyncClient(timeout=30) as client:
+            answer = await client.get(url, params=params)
+            answer.raise_for_status()
+            return answer.json()
+
     async def counters(self) -> tuple[int, float]:
-        gets = (await self.http.get(f"{self.gateway_url}/bench/gets")).json()["gets"]
+        gets = (await self.control(f"{self.gateway_url}/bench/gets"))["gets"]
         return gets, cpu_seconds(self.server_pid)
 
     async def window(self, label: str, task_ids: list[str], waiters: int, wait_seconds: int, profile: bool) -> Window:
@@ -166,12 +175,12 @@ class Bench:
         # timeout), and a request sent on one just as it closes would fail.
         await self.http.aclose()
         self.http = self.new_client()
-        await self.http.get(f"{self.server_url}/bench/lag", params={"reset": "1"})
+        await self.control(f"{self.server_url}/bench/lag", reset="1")
         with probing(self.server_url, wait_seconds + (RAMP_SECONDS if waiters else 0)) as probe:
             await anyio.to_thread.run_sync(probe.ready)
             gets_before, cpu_before = await self.counters()
             if profile:
-                await self.http.get(f"{self.server_url}/bench/profile", params={"start": "1"})
+                await self.control(f"{self.server_url}/bench/profile", start="1")
             started = time.perf_counter()
             returned: list[float] = []
             errors = 0
@@ -203,8 +212,8 @@ class Bench:
             seconds = time.perf_counter() - started
             gets_after, cpu_after = await self.counters()
             if profile:
-                await self.http.get(f"{self.server_url}/bench/profile", params={"stop": "1"})
-            lag = (await self.http.get(f"{self.server_url}/bench/lag")).json()
+                await self.control(f"{self.server_url}/bench/profile", stop="1")
+            lag = await self.control(f"{self.server_url}/bench/lag")
             health = await anyio.to_thread.run_sync(probe.result)
         if waiters and errors == waiters:
             raise RuntimeError(f"11. every one of the {waiters} waiters failed")
