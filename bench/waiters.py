@@ -20,6 +20,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -324,6 +325,7 @@ async def waiter_rows(
                 await bench.warm(task_ids)
                 profiled = profile is not None and distinct and count == max(counts)
                 windows.append(await bench.window(label, task_ids, count, wait_seconds, profiled))
+    shutil.rmtree(state, ignore_errors=True)
     out = [
         f"## 11. Waiters: concurrent `get_task(wait_seconds={wait_seconds})` over Streamable HTTP\n",
         "| waiters | on | loop lag p50 / p99 / max | `/healthz` p50 / p99 | gateway reads/s | server CPU per read "
