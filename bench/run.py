@@ -14,7 +14,13 @@ Every figure is a median (min-max) over repeated runs, next to its reference fro
    polling at ``next_poll_seconds`` vs ``get_task(wait_seconds=...)``;
 6. creates + lists per second through 1 and 4 stateless replicas on SQLite and on PostgreSQL (``replicas.py``);
 7. a 10 MB local reference image prepared for a create: read, checked, encoded, validated (``local_image.py``).
-8. ``inspect_video`` of a 15 s 720p clip made with PyAV: time and peak memory in a fresh process (``inspection.py``).
+8. ``inspect_video`` of a 15 s 720p clip made with PyAV: time and peak memory in a fresh process (``inspection.py``);
+9. journal operations at 1k, 100k and 1M rows (quick: 1k and 100k), through ``Journal``'s methods
+   (``journal_scale.py``);
+10. creates per second through 1 and 4 stateless replicas on a journal of 1k and 1M rows (quick: 100k), while
+    other clients read tasks the journal does not know (``journal_scale.py``);
+11. 10, 100 and 1,000 concurrent ``get_task(wait_seconds=20)`` calls (quick: 10 and 100, 4 s), on distinct tasks
+    and on one: event-loop lag, ``/healthz`` latency, gateway reads, CPU and memory (``waiters.py``).
 
 The gateway is the sandbox simulator in its own process on loopback (``bench/gateway.py``).
 """
@@ -42,9 +48,11 @@ from typing import Any
 import anyio
 import httpx2
 from inspection import inspection_rows
+from journal_scale import JournalFiles, load_rows, operation_rows
 from local_image import local_image_rows
 from mcp import Client, StdioServerParameters
 from replicas import replica_rows
+from waiters import waiter_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -130,12 +138,12 @@ def sora_http(port: int) -> list[str]:
 def stateless_replicas(env: dict[str, str], count: int) -> Iterator[list[str]]:
     """``count`` sora-mcp processes serving Streamable HTTP with ``--stateless``; their MCP URLs."""
     with ExitStack() as stack:
-        urls = []
-        for _ in range(count):
-            port = free_port()
-            stack.enter_context(background([*sora_http(port), "--stateless"], env, port))
-            urls.append(f"http://127.0.0.1:{port}/mcp")
-        yield urls
+        ports = [free_port() for _ in range(count)]
+        for port in ports:  # started together, then waited for: they start side by side, as a deployment's do
+            stack.enter_context(background([*sora_http(port), "--stateless"], env))
+        for port in ports:
+            wait_for_port(port)
+        yield [f"http://127.0.0.1:{port}/mcp" for port in ports]
 
 
 def bare_http(port: int) -> list[str]:
@@ -601,6 +609,15 @@ async def run(quick: bool, output: Path, baseline: Path | None = None) -> None:
     rows.extend(await local_image_rows(quick))
     print("8. inspect_video", file=sys.stderr)
     rows.extend(inspection_rows(quick))  # blocking, alone: nothing else runs by now
+
+    print("9. journal operations at scale", file=sys.stderr)
+    journals = JournalFiles(Path(state.name) / "journals", gateway_url)
+    rows.extend(await operation_rows(journals, quick))
+    print("10. creates on a large journal", file=sys.stderr)
+    with background([PY, str(BENCH / "gateway.py"), str(gateway_port)], env, gateway_port):
+        rows.extend(await load_rows(journals, stateless_replicas, env, gateway_url, quick))
+    print("11. waiters", file=sys.stderr)
+    rows.extend(await waiter_rows(background, free_port, env, quick))
 
     header = [
         "# Benchmarks",
