@@ -46,6 +46,8 @@ SCHEMA = "sora_mcp"
 WRITE_LOCK = 0x736F_7261_0001
 """The advisory lock every write transaction holds ("sora" and 1): writers of all replicas take turns."""
 MIGRATION_LOCK = 0x736F_7261_0002
+MIGRATION_TIMEOUT_MS = 600_000
+"""How long creating or migrating the tables may take (new indexes of a million-row journal: seconds to minutes)."""
 FAIL_FAST_SECONDS = 1.0
 """After a failure to connect, calls within this many seconds fail at once instead of waiting again."""
 
@@ -158,6 +160,8 @@ class PostgresStore:
     def _migrate(self, connection: "psycopg.Connection[Any]") -> None:
         """Create the schema and tables, or bring them to this version; once, whoever starts at the same time."""
         with connection.transaction():
+            # Building an index of a large journal (a migration) may take longer than a statement may otherwise.
+            connection.execute(f"SET LOCAL statement_timeout = {MIGRATION_TIMEOUT_MS}")
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             if _one(connection.execute("SELECT to_regnamespace(%s) AS found", (SCHEMA,)))["found"] is None:
                 connection.execute(f"CREATE SCHEMA {SCHEMA}")  # only when missing: it needs CREATE on the database
