@@ -264,7 +264,7 @@ async def journal_operations(path: Path, gateway: str, repeats: int) -> dict[str
         # queued, as the bench's creates are: rows the bench adds must not fill the in_progress lists, which in a
         # real journal match only the few tasks rendering now
         task = Task(task_id=_new_task_id(), kind="video", status="queued", model="sora-2", created_at=int(time.time()))
-        await journal.observe(task, gateway=gateway, link_window=LINK_WINDOW)
+        await journal.observe(task, gateway=gateway, link_window=LINK_WINDOW, in_flight=LINK_WINDOW - 60)
 
     def listing(filters: dict[str, str]) -> Callable[[], Awaitable[Any]]:
         async def call() -> None:

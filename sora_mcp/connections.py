@@ -86,7 +86,8 @@ class BudgetedSocket(socket.socket):
     budget: int = 0
     _warned_at: float = 0.0
     _unchecked: int = 0
-    """Accepts left before the descriptors are counted again (listing them costs O(open files))."""
+    """Accepts left before the descriptors are counted again (listing them costs O(open files)), for a second."""
+    _counted_at: float = 0.0
 
     @classmethod
     def wrap(cls, sock: socket.socket, budget: int) -> "BudgetedSocket":
@@ -95,7 +96,7 @@ class BudgetedSocket(socket.socket):
         return wrapped
 
     def accept(self) -> tuple[socket.socket, Any]:
-        if self._unchecked > 0:
+        if self._unchecked > 0 and time.monotonic() - self._counted_at < 1.0:
             self._unchecked -= 1
             return super().accept()
         open_now = open_descriptors()
@@ -107,6 +108,7 @@ class BudgetedSocket(socket.socket):
         # Far from the budget, the next accepts need no count: an eighth of the room left, leaving the rest for
         # what else opens meanwhile (gateway connections, files); near it, every accept counts.
         self._unchecked = (self.budget - open_now) // UNCOUNTED_SHARE
+        self._counted_at = time.monotonic()
         return super().accept()
 
 

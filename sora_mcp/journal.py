@@ -410,6 +410,7 @@ class Journal:
 
         def record(connection: Connection) -> JournalEntry:
             with self.store.write(connection):
+                _unlink_other_task(connection, self.store, row_id, task, now)
                 # A get_task of another process may have recorded this id already (it had the id before us): as
                 # a task of its own (dropped now), or linked to another lost submission (a wrong guess, undone:
                 # that submission's outcome is unknown again).
@@ -712,16 +713,45 @@ def _unknown_submission_for(
     return int(candidates[0]["id"]) if len(candidates) == 1 else None
 
 
+def _unlink_other_task(connection: Connection, store: "JournalStore", row_id: int, task: Task, now: float) -> None:
+    """Row ``row_id`` was linked to another task than ``task``, its create's real answer (another machine took our
+    submission for abandoned while its record was being retried): that task gets an ``observed`` row of its own."""
+    row = connection.execute("SELECT * FROM tasks WHERE id = ?", (row_id,)).fetchone()
+    if row is None or row["state"] != "created" or row["task_id"] in (None, task.task_id):
+        return
+    connection.execute("UPDATE tasks SET task_id = NULL WHERE id = ?", (row_id,))
+    store.insert(
+        connection,
+        "INSERT INTO tasks (gateway, state, kind, task_id, model, recorded_at, updated_at, status, progress, "
+        "video_url, expires_at, error_message, snapshot) VALUES (?, 'observed', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            row["gateway"],
+            row["kind"],
+            row["task_id"],
+            row["model"],
+            now,
+            now,
+            row["status"],
+            row["progress"],
+            row["video_url"],
+            row["expires_at"],
+            row["error_message"],
+            row["snapshot"],
+        ),
+    )
+
+
 def _outcome_really_unknown(row: Any, now: float, in_flight: float) -> bool:
     """Whether no process will learn this submission's task id from its create's answer any more."""
     if row["state"] == "unknown":
         return True
-    if now - (row["submitted_at"] or 0.0) >= in_flight:
-        return True  # abandoned: no create takes that long, retries included
     pid, host = row["owner_pid"], row["owner_host"]
-    if pid is None or (host is not None and host != HOST):
-        return False  # another machine's process, within its time: it may still get the answer
-    return not _process_alive(pid)
+    if pid is not None and (host is None or host == HOST):
+        # A live process of this machine still records the answer, however late (``upkeep.py`` retries a
+        # record for minutes when the journal is busy); a dead one never will.
+        return not _process_alive(pid)
+    # Another machine's process cannot be looked up: past the longest a create takes, it is taken as gone.
+    return now - (row["submitted_at"] or 0.0) >= in_flight
 
 
 def _fetch(connection: Connection, where: str, value: Any) -> JournalEntry:

@@ -43,6 +43,9 @@ class SqliteStore:
         self._connection: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
+        self._opened = 0
+        """How often the writing connection was opened: the reader follows it to a file moved aside and renewed."""
+        self._reader_of = 0
         self.ever_opened = False
 
     def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
@@ -61,7 +64,11 @@ class SqliteStore:
         if not self.ever_opened:  # the tables are created (or migrated) by the writing connection
             self.run(lambda connection: None)
         with self._read_lock:
+            if self._reader is not None and self._reader_of != self._opened:
+                self._reader, reader = None, self._reader
+                _close_quietly(reader)
             if self._reader is None:
+                self._reader_of = self._opened
                 self._reader = self._open_reader()
             try:
                 return operation(self._reader)
@@ -111,8 +118,12 @@ class SqliteStore:
 
     def _open_reader(self) -> sqlite3.Connection:
         try:
-            reader = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            reader = sqlite3.connect(  # mode=rw: a file deleted meanwhile is not created empty by a read
+                f"{self.path.as_uri()}?mode=rw",
+                uri=True,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
             )
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
@@ -161,6 +172,7 @@ class SqliteStore:
                 connection.close()
             raise
         self._connection = connection
+        self._opened += 1
         self.ever_opened = True
         return connection
 

@@ -282,7 +282,11 @@ class Poller:
             mark = watch.outcomes
             if watch.polling:
                 changed = watch.changed
-                await changed.wait()
+                # A poll still queued for a slot is waited for until our own deadline only: then we read.
+                with anyio.CancelScope(deadline=math.inf if watch.sending else deadline) as queued:
+                    await changed.wait()
+                if queued.cancelled_caught and watch.outcomes == mark:
+                    await self._read_outside_bound(watch)
             else:
                 await self._poll(watch, queue_until=deadline)
             if watch.outcomes > mark:
@@ -324,6 +328,15 @@ class Poller:
                 self._limiter.release()
             watch.polling = watch.sending = False
             watch.notify()
+
+    async def _read_outside_bound(self, watch: Watch) -> None:
+        """The first read of a wait that joined a poll still queued for a slot at the wait's deadline: made now,
+        outside the bound; its state goes to the watch (its error is this waiter's own, raised)."""
+        logger.info("No poll slot for %s before its wait's deadline: reading it outside the bound", watch.task_id)
+        task = await self._read(watch.task_id, watch.kind)
+        watch.latest, watch.error, watch.read_at = task, None, anyio.current_time()
+        watch.outcomes += 1
+        watch.notify()
 
     async def _heartbeat(self, report: ProgressCallback, current: list[Task | None], started: float) -> None:
         await anyio.sleep(heartbeat_phase(self._heartbeat_seconds, self._rand))

@@ -165,7 +165,9 @@ class TaskBook:
         self.clock = clock
         """The clock of row times and calendar windows (tests pass a manual one)."""
         self.pruning = False
-        """Whether a lifespan of this process prunes this journal scope already (``upkeep.py``)."""
+        """Whether a pruning pass of this journal scope runs in this process now (``upkeep.py``)."""
+        self.pruned_at: float | None = None
+        """When the last pruning pass ended (``anyio.current_time()``), if one did."""
 
     async def recent(
         self, *, limit: int = 20, kind: TaskKind | None = None, status: TaskStatus | None = None

@@ -42,9 +42,12 @@ FINAL_RECORD_SECONDS = 5.0
 class JournalUpkeep:
     """Background journal work of one server lifespan. Use ``async with JournalUpkeep.running(book, days)``."""
 
-    def __init__(self, book: TaskBook, group: TaskGroup, *, rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self, book: TaskBook, group: TaskGroup, *, retention_days: int = 0, rand: Callable[[], float] = random.random
+    ) -> None:
         self.book = book
         self._group = group
+        self._retention_days = retention_days
         self._rand = rand
         self._pending: dict[int, Task] = {}
         """Journal row -> the created task not recorded yet."""
@@ -54,19 +57,16 @@ class JournalUpkeep:
     async def running(
         cls, book: TaskBook, *, retention_days: int, prune_first: float = PRUNE_FIRST_SECONDS
     ) -> AsyncIterator["JournalUpkeep"]:
-        """Upkeep for the server's life; pruning too, unless another lifespan of this process prunes ``book``
-        already (SSE enters the lifespan once per connection) or ``retention_days`` is 0."""
+        """Upkeep for one lifespan of the server (SSE enters it once per connection, so there may be several at
+        once: each looks hourly whether a pruning pass is due, and ``book`` makes sure one pass runs at a time
+        per process). ``retention_days`` 0 prunes nothing."""
         async with anyio.create_task_group() as group:
-            upkeep = cls(book, group)
-            prune = retention_days > 0 and not book.pruning
-            if prune:
-                book.pruning = True
-                group.start_soon(upkeep._keep_pruned, retention_days, prune_first)
+            upkeep = cls(book, group, retention_days=retention_days)
+            if retention_days > 0:
+                group.start_soon(upkeep._keep_pruned, prune_first)
             try:
                 yield upkeep
             finally:
-                if prune:
-                    book.pruning = False
                 with anyio.CancelScope(shield=True):
                     await upkeep._flush()
                 group.cancel_scope.cancel()
@@ -104,6 +104,10 @@ class JournalUpkeep:
         except JournalError as exc:
             logger.debug("Recording task %s failed again: %s", task.task_id, exc)
             return False
+        except Exception:  # a bug or a vanished row must not end the server: this task group encloses it
+            logger.exception("Recording task %s failed; not trying again", task.task_id)
+            self._pending.pop(row_id, None)
+            return False
         self._pending.pop(row_id, None)
         return True
 
@@ -116,19 +120,32 @@ class JournalUpkeep:
             logger.error("Task %s was created but is not recorded in the task journal (shutting down)", task.task_id)
         self._pending.clear()
 
-    async def _keep_pruned(self, retention_days: int, first: float) -> None:
+    async def _keep_pruned(self, first: float) -> None:
         await anyio.sleep(first)
         while True:
-            try:
-                deleted = await self.prune_once(retention_days)
-            except JournalError as exc:
-                logger.warning("Pruning the task journal failed (trying again in an hour): %s", exc)
-            else:
-                if deleted:
-                    logger.info(
-                        "Pruned %d finished tasks older than %d days from the task journal", deleted, retention_days
-                    )
+            await self.prune_if_due()
             await anyio.sleep(PRUNE_EVERY_SECONDS)
+
+    async def prune_if_due(self) -> None:
+        """A pruning pass, unless one runs in this process or the last one ended less than an hour ago."""
+        book = self.book
+        if book.pruning or (book.pruned_at is not None and anyio.current_time() - book.pruned_at < PRUNE_EVERY_SECONDS):
+            return
+        book.pruning = True
+        try:
+            deleted = await self.prune_once(self._retention_days)
+        except JournalError as exc:
+            logger.warning("Pruning the task journal failed (trying again in an hour): %s", exc)
+        except Exception:  # never end the server for upkeep
+            logger.exception("Pruning the task journal failed (trying again in an hour)")
+        else:
+            if deleted:
+                logger.info(
+                    "Pruned %d finished tasks older than %d days from the task journal", deleted, self._retention_days
+                )
+        finally:
+            book.pruning = False
+        book.pruned_at = anyio.current_time()
 
     async def prune_once(self, retention_days: int) -> int:
         """Delete every finished task of this scope older than ``retention_days`` (and older than this month), in

@@ -387,6 +387,31 @@ async def test_creates_and_late_first_reads_do_not_wait_for_poll_slots() -> None
     assert late.task.task_id == created.task_id and late.poll_error is None
 
 
+async def test_a_wait_that_joins_a_queued_poll_still_returns_by_its_own_deadline() -> None:
+    """Every slot held by hanging GETs; a 30 s wait queues the poll of a task, and a 0.1 s wait on the same task
+    joins it: the short one reads outside the bound at its deadline instead of waiting with the long one."""
+    fake = FakeGateway(api_key=API_KEY, video_seconds=600)
+    holders = [running_task(fake) for _ in range(POLL_CONCURRENCY)]
+    shared = running_task(fake)
+    fake.hang("GET", STATUS, seconds=30, times=POLL_CONCURRENCY)
+    meter: list[InFlight] = []
+    async with gateway_client(fake, poll_interval=0.05, meter=meter) as client:
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                for task_id in holders:
+                    group.start_soon(lambda t=task_id: client.wait_for_task(t, wait_seconds=30))
+                await until(lambda: meter[0].now == POLL_CONCURRENCY)
+                group.start_soon(lambda: client.wait_for_task(shared, wait_seconds=30))  # queues for a slot
+                await until(lambda: client.poller.watching(shared) == 1)
+                started = anyio.current_time()
+                short = await client.wait_for_task(shared, wait_seconds=0.1)
+                took = anyio.current_time() - started
+                group.cancel_scope.cancel()
+    assert short.task.task_id == shared and short.poll_error is None
+    assert took < 2  # not held until a slot frees (30 s)
+    assert len(gets(fake, shared)) == 1
+
+
 # --------------------------------------------------------------------------------------------- jitter
 
 

@@ -164,9 +164,9 @@ async def test_retention_keeps_the_current_month_whatever_the_setting(state_dir:
         await journal.close()
 
 
-async def test_the_lifespan_prunes_in_the_background_once_per_process(state_dir: Path) -> None:
-    """``running`` prunes after its first delay; a second lifespan on the same book (SSE) does not prune too, and
-    ``SORA_JOURNAL_RETENTION_DAYS=0`` prunes nothing."""
+async def test_lifespans_prune_in_the_background_one_pass_at_a_time(state_dir: Path) -> None:
+    """Each lifespan (SSE enters one per connection) looks whether a pass is due; passes do not overlap, the next
+    is an hour later, and ``SORA_JOURNAL_RETENTION_DAYS=0`` prunes nothing."""
     now = datetime(2026, 6, 20, 12, 0)
     clock = ManualClock(now.timestamp())
     journal = Journal(journal_path(state_dir), clock=clock)
@@ -175,15 +175,18 @@ async def test_the_lifespan_prunes_in_the_background_once_per_process(state_dir:
         await _old_task(journal, clock, (now - timedelta(days=200)).timestamp(), "ancient")
         async with JournalUpkeep.running(book, retention_days=0, prune_first=0):
             await anyio.sleep(0.3)
-        assert len(await book.recent()) == 1
-        async with JournalUpkeep.running(book, retention_days=90, prune_first=0):
-            assert book.pruning
-            async with JournalUpkeep.running(book, retention_days=90, prune_first=0):
-                pass
-            assert book.pruning  # the inner lifespan did not take over, nor end the outer one's pruning
+        assert len(await book.recent()) == 1 and book.pruned_at is None
+        async with (
+            JournalUpkeep.running(book, retention_days=90, prune_first=0),
+            JournalUpkeep.running(book, retention_days=90, prune_first=0) as second,
+        ):
             with anyio.fail_after(5):
-                while await book.recent():  # noqa: ASYNC110
+                while book.pruned_at is None:  # noqa: ASYNC110
                     await anyio.sleep(0.02)
+            assert await book.recent() == []
+            await _old_task(journal, clock, (now - timedelta(days=300)).timestamp(), "older")
+            await second.prune_if_due()  # the last pass ended moments ago
+            assert len(await book.recent()) == 1
         assert not book.pruning
     finally:
         await journal.close()
