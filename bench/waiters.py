@@ -106,7 +106,10 @@ class Bench:
         await self.http.aclose()
 
     async def create_tasks(self, count: int) -> list[str]:
-        """``count`` video tasks created directly at the gateway."""
+        """``count`` video tasks created directly at the gateway, on new connections (as ``window`` explains; the
+        reads of ``warm`` that follow use them too)."""
+        await self.http.aclose()
+        self.http = self.new_client()
         made: list[str] = []
         limiter = anyio.Semaphore(32)
 
