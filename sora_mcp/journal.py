@@ -205,8 +205,9 @@ class JournalEntry(NamedTuple):
     @property
     def sender_alive(self) -> bool:
         """Whether the process that sent this create may still be waiting for the answer (True when unsure)."""
-        if self.owner_pid is None or (self.owner_host is not None and self.owner_host != HOST):
+        if not _sent_from_here(self.owner_pid, self.owner_host):
             return True  # another machine's process: it cannot be looked up from here
+        assert self.owner_pid is not None
         return _process_alive(self.owner_pid)
 
     def task(self) -> Task:
@@ -490,13 +491,7 @@ class Journal:
                         (task_id, *_state_values(task, now), candidate),
                     )
                     return Observation(_fetch(connection, "id = ?", candidate), linked=True)
-                row_id = self.store.insert(
-                    connection,
-                    "INSERT INTO tasks (gateway, state, kind, task_id, model, recorded_at, updated_at, status) "
-                    "VALUES (?, 'observed', ?, ?, ?, ?, ?, 'unknown')",
-                    (gateway, task.kind, task_id, task.model, now, now),
-                )
-                connection.execute(update, (*_state_values(task, now), row_id))
+                row_id = _insert_observed(connection, self.store, gateway, task, now)
                 return Observation(_fetch(connection, "id = ?", row_id), linked=False)
 
         return await self._run(observe)
@@ -719,34 +714,30 @@ def _unlink_other_task(connection: Connection, store: "JournalStore", row_id: in
     row = connection.execute("SELECT * FROM tasks WHERE id = ?", (row_id,)).fetchone()
     if row is None or row["state"] != "created" or row["task_id"] in (None, task.task_id):
         return
+    other = _snapshot(row)
+    assert other is not None  # a linked row holds the state read with the task
     connection.execute("UPDATE tasks SET task_id = NULL WHERE id = ?", (row_id,))
-    store.insert(
+    _insert_observed(connection, store, row["gateway"], other, now)
+
+
+def _insert_observed(connection: Connection, store: "JournalStore", gateway: str, task: Task, now: float) -> int:
+    """A row of its own for ``task``, read from the gateway without this journal having created it."""
+    row_id = store.insert(
         connection,
-        "INSERT INTO tasks (gateway, state, kind, task_id, model, recorded_at, updated_at, status, progress, "
-        "video_url, expires_at, error_message, snapshot) VALUES (?, 'observed', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            row["gateway"],
-            row["kind"],
-            row["task_id"],
-            row["model"],
-            now,
-            now,
-            row["status"],
-            row["progress"],
-            row["video_url"],
-            row["expires_at"],
-            row["error_message"],
-            row["snapshot"],
-        ),
+        "INSERT INTO tasks (gateway, state, kind, task_id, model, recorded_at, updated_at, status) "
+        "VALUES (?, 'observed', ?, ?, ?, ?, ?, 'unknown')",
+        (gateway, task.kind, task.task_id, task.model, now, now),
     )
+    connection.execute(f"UPDATE tasks SET {_STATE_COLUMNS} WHERE id = ?", (*_state_values(task, now), row_id))
+    return row_id
 
 
 def _outcome_really_unknown(row: Any, now: float, in_flight: float) -> bool:
     """Whether no process will learn this submission's task id from its create's answer any more."""
     if row["state"] == "unknown":
         return True
-    pid, host = row["owner_pid"], row["owner_host"]
-    if pid is not None and (host is None or host == HOST):
+    pid = row["owner_pid"]
+    if _sent_from_here(pid, row["owner_host"]):
         # A live process of this machine still records the answer, however late (``upkeep.py`` retries a
         # record for minutes when the journal is busy); a dead one never will.
         return not _process_alive(pid)
@@ -807,6 +798,11 @@ def _entry(row: Any) -> JournalEntry:
         cost_estimate_usd=row["cost_estimate_usd"],
         owner_host=row["owner_host"],
     )
+
+
+def _sent_from_here(pid: int | None, host: str | None) -> bool:
+    """Whether ``pid`` names a process of this machine (rows before schema 3 have no host: this machine's)."""
+    return pid is not None and (host is None or host == HOST)
 
 
 def _process_alive(pid: int) -> bool:

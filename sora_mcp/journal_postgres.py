@@ -273,15 +273,11 @@ def _placeholders(sql: str) -> str:
 def inspect_size(url: str) -> "JournalSize | None":
     """The rows and bytes of the journal (None: not created yet), read without creating anything (``sora-mcp
     doctor``). Raises ``JournalError``."""
-    store = PostgresStore(url)
-    try:
-        with psycopg.connect(url, **store._connect_arguments()) as connection:
-            table = _one(connection.execute("SELECT to_regclass(%s) AS found", (f"{SCHEMA}.tasks",)))
-            if table["found"] is None:
-                return None
-            return PostgresStore.size(_Connection(connection))
-    except psycopg.Error as exc:
-        raise store._error(exc) from None
+
+    def size(connection: "psycopg.Connection[Any]") -> "JournalSize | None":
+        return PostgresStore.size(_Connection(connection)) if _exists(connection, "tasks") else None
+
+    return _read_only(url, size)
 
 
 def inspect(url: str, *, gateway: str, now: float) -> tuple[int, tuple[float, float]]:
@@ -289,16 +285,28 @@ def inspect(url: str, *, gateway: str, now: float) -> tuple[int, tuple[float, fl
     without creating or migrating anything (``sora-mcp doctor``). Raises ``JournalError``."""
     from sora_mcp.journal import spend_of
 
+    def read(connection: "psycopg.Connection[Any]") -> tuple[int, tuple[float, float]]:
+        if not _exists(connection, "journal_schema"):
+            return 0, (0.0, 0.0)
+        version = _one(connection.execute(f"SELECT MAX(version) AS version FROM {SCHEMA}.journal_schema"))
+        found = int(version["version"] or 0)
+        if found < 2:  # before estimates
+            return found, (0.0, 0.0)
+        return found, spend_of(_Connection(connection), gateway=gateway, now=now)
+
+    return _read_only(url, read)
+
+
+def _read_only(url: str, read: Callable[["psycopg.Connection[Any]"], T]) -> T:
+    """``read`` on one connection of its own, made as the journal's are; for ``sora-mcp doctor``, which neither
+    creates nor migrates anything. Raises ``JournalError``."""
     store = PostgresStore(url)
     try:
         with psycopg.connect(url, **store._connect_arguments()) as connection:
-            table = _one(connection.execute("SELECT to_regclass(%s) AS found", (f"{SCHEMA}.journal_schema",)))
-            if table["found"] is None:
-                return 0, (0.0, 0.0)
-            version = _one(connection.execute(f"SELECT MAX(version) AS version FROM {SCHEMA}.journal_schema"))
-            found = int(version["version"] or 0)
-            if found < 2:  # before estimates
-                return found, (0.0, 0.0)
-            return found, spend_of(_Connection(connection), gateway=gateway, now=now)
+            return read(connection)
     except psycopg.Error as exc:
         raise store._error(exc) from None
+
+
+def _exists(connection: "psycopg.Connection[Any]", table: str) -> bool:
+    return _one(connection.execute("SELECT to_regclass(%s) AS found", (f"{SCHEMA}.{table}",)))["found"] is not None

@@ -239,25 +239,28 @@ def read_spend_file(
     """``spent`` of the journal file at ``path``, opened read-only (neither created nor upgraded: ``sora-mcp
     doctor`` uses it); nothing when there is no journal yet, or it predates estimates (schema 1). Raises
     ``sqlite3.Error``."""
-    if not path.exists():
-        return 0.0, 0.0
-    uri = f"{path.as_uri()}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=busy_timeout)) as connection:
-        connection.row_factory = sqlite3.Row
-        if "cost_estimate_usd" not in {row[1] for row in connection.execute("PRAGMA table_info(tasks)")}:
-            return 0.0, 0.0
-        return spent(connection)
+    found = _read_only(
+        path, lambda connection, columns: spent(connection) if "cost_estimate_usd" in columns else None, busy_timeout
+    )
+    return found or (0.0, 0.0)
 
 
 def read_size_file(path: Path, *, busy_timeout: float) -> "JournalSize | None":
     """The rows and bytes of the journal file at ``path``, opened read-only (``sora-mcp doctor``); None when there
     is no journal yet. Raises ``sqlite3.Error``."""
+    return _read_only(path, lambda connection, columns: SqliteStore.size(connection) if columns else None, busy_timeout)
+
+
+def _read_only(
+    path: Path, read: Callable[[sqlite3.Connection, frozenset[str]], T | None], busy_timeout: float
+) -> T | None:
+    """``read(connection, the columns of tasks)`` on the journal file opened read-only, neither created nor
+    upgraded; None when there is no file."""
     if not path.exists():
         return None
     with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=busy_timeout)) as connection:
-        if not connection.execute("PRAGMA table_info(tasks)").fetchall():
-            return None
-        return SqliteStore.size(connection)
+        connection.row_factory = sqlite3.Row
+        return read(connection, frozenset(row[1] for row in connection.execute("PRAGMA table_info(tasks)")))
 
 
 def _close_quietly(connection: sqlite3.Connection | None) -> None:

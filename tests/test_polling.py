@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from anyio.abc import TaskGroup
 from conftest import API_KEY, make_settings
 from fake_gateway import FakeGateway, RecordedRequest
 from mcp import Client
@@ -364,6 +365,14 @@ async def test_polls_of_many_tasks_never_exceed_the_bound_in_flight() -> None:
     assert all(gets(fake, task_id) for task_id in task_ids)
 
 
+async def hold_every_slot(client: SoraClient, group: TaskGroup, task_ids: list[str], meter: InFlight) -> None:
+    """Start a 30 s wait on each of ``task_ids`` (whose GETs hang) in ``group``; return once every poll slot is
+    taken by one."""
+    for task_id in task_ids:
+        group.start_soon(lambda t=task_id: client.wait_for_task(t, wait_seconds=30))
+    await until(lambda: meter.now == POLL_CONCURRENCY)
+
+
 async def test_creates_and_late_first_reads_do_not_wait_for_poll_slots() -> None:
     """With every poll slot held by a hanging GET (and more polls queued), a create still goes through, and a
     wait whose first read is still queued when its time is up reads outside the bound."""
@@ -374,9 +383,7 @@ async def test_creates_and_late_first_reads_do_not_wait_for_poll_slots() -> None
     async with gateway_client(fake, poll_interval=0.05, meter=meter) as client:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as group:
-                for task_id in task_ids:
-                    group.start_soon(lambda t=task_id: client.wait_for_task(t, wait_seconds=30))
-                await until(lambda: meter[0].now == POLL_CONCURRENCY)
+                await hold_every_slot(client, group, task_ids, meter[0])
                 created = await client.create(VideoRequest(prompt="a dog"))
                 assert meter[0].now == POLL_CONCURRENCY  # the other waits still queue for a slot
                 fake.faults.clear()  # the new task's read is answered at once
@@ -398,9 +405,7 @@ async def test_a_wait_that_joins_a_queued_poll_still_returns_by_its_own_deadline
     async with gateway_client(fake, poll_interval=0.05, meter=meter) as client:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as group:
-                for task_id in holders:
-                    group.start_soon(lambda t=task_id: client.wait_for_task(t, wait_seconds=30))
-                await until(lambda: meter[0].now == POLL_CONCURRENCY)
+                await hold_every_slot(client, group, holders, meter[0])
                 group.start_soon(lambda: client.wait_for_task(shared, wait_seconds=30))  # queues for a slot
                 await until(lambda: client.poller.watching(shared) == 1)
                 started = anyio.current_time()

@@ -6,21 +6,19 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import pytest
 from conftest import make_settings
 from fake_gateway import FakeGateway, ManualClock
-from mcp import Client
+from test_tasks import connect
 
 from sora_mcp.journal import Journal, Submission, journal_path
 from sora_mcp.models import Task
-from sora_mcp.server import build_server
 from sora_mcp.tasks import TaskBook
 from sora_mcp.upkeep import JournalUpkeep
 
@@ -49,14 +47,6 @@ async def holding(path: Path, lock: str, seconds: float) -> AsyncIterator[Any]:
         yield process
 
 
-@asynccontextmanager
-async def connect(fake: FakeGateway, journal: Journal) -> AsyncIterator[Client]:
-    async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(httpx2.AsyncClient(transport=httpx2.ASGITransport(app=fake.build_app())))
-        server = build_server(make_settings(), http_client=http, journal=journal)
-        yield await stack.enter_async_context(Client(server))
-
-
 async def test_a_created_task_is_recorded_although_another_process_held_the_write_lock(
     fake: FakeGateway, state_dir: Path
 ) -> None:
@@ -65,7 +55,7 @@ async def test_a_created_task_is_recorded_although_another_process_held_the_writ
     path = journal_path(state_dir)
     journal = Journal(path, busy_timeout=0.3)
     fake.hang("POST", CREATE, seconds=0.5)
-    async with connect(fake, journal) as client, anyio.create_task_group() as group:
+    async with connect(fake, journal=journal) as client, anyio.create_task_group() as group:
         answers: list[Any] = []
 
         async def create() -> None:
@@ -96,7 +86,7 @@ async def test_a_long_read_in_another_process_does_not_hold_up_a_create(fake: Fa
     """WAL: another process's long read (a ``list_tasks``, a backup) and a create's writes go side by side."""
     path = journal_path(state_dir)
     journal = Journal(path, busy_timeout=0.3)
-    async with connect(fake, journal) as client:
+    async with connect(fake, journal=journal) as client:
         await client.call_tool("list_tasks", {})  # the journal exists
         async with holding(path, "read", 3.0):
             answer = await client.call_tool("create_video", {"prompt": "a kite over dunes"})
