@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sora_mcp import __version__
 from sora_mcp.client import SoraClient
+from sora_mcp.collector import server_collection
 from sora_mcp.config import LOOPBACK_NAMES, Settings, describe_settings_error, is_loopback
 from sora_mcp.connections import BudgetedSocket, ConnectionLimits, QuietBudgetPauses, guarded_protocol
 from sora_mcp.embedded import listen
@@ -140,6 +141,7 @@ def create_app(
                 # A mounted app's own lifespan never runs: the host runs the session manager (and so the MCP
                 # server's lifespan, once for the process).
                 await stack.enter_async_context(server.session_manager.run())
+            stack.enter_context(server_collection())  # see sora_mcp.collector: short collector pauses under load
             mode = _mode(settings)
             logger.info("sora-mcp %s starting MCP over %s at %s (%s)", __version__, transport, endpoint, mode)
             if settings.mcp_stateless and settings.mcp_state_key is None:
