@@ -20,7 +20,9 @@ Every figure is a median (min-max) over repeated runs, next to its reference fro
 10. creates per second through 1 and 4 stateless replicas on a journal of 1k and 1M rows (quick: 100k), while
     other clients read tasks the journal does not know (``journal_scale.py``);
 11. 10, 100 and 1,000 concurrent ``get_task(wait_seconds=20)`` calls (quick: 10 and 100, 4 s), on distinct tasks
-    and on one: event-loop lag, ``/healthz`` latency, gateway reads, CPU and memory (``waiters.py``).
+    and on one, arriving in a one-second burst, and the most of them arriving over one wait and calling again,
+    next to a bare ``MCPServer`` under the largest burst (the SDK's floor): event-loop lag, ``/healthz`` latency,
+    gateway reads, CPU and memory (``waiters.py``).
 
 The gateway is the sandbox simulator in its own process on loopback (``bench/gateway.py``).
 """

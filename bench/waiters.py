@@ -11,6 +11,9 @@ no ``initialize`` needed), their starts spread over the first second. Measured o
 - task reads per second the gateway answered, and the server's CPU seconds (``/proc/PID/stat``) per read;
 - the server's peak resident memory, and when the waits returned.
 
+Two more windows at the largest count: the steady one (the waiters arriving over one wait, each calling again)
+and the SDK floor (``bare_waiter.py``, a bare ``MCPServer`` under the same burst).
+
     python bench/waiters.py [--quick] [--counts 10,100,1000] [--profile FILE]
         # this section alone; FILE: a cProfile of the server's event loop during the largest distinct-task run
     python bench/waiters.py probe URL SECONDS             # the /healthz prober (started by the benchmark)
@@ -41,6 +44,10 @@ ACCEPT = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version
 RAMP_SECONDS = 1.0
 """The waiters' calls start spread over this long (agents do not all arrive in the same millisecond)."""
 PROBE_PERIOD = 0.05
+STEADY_ROUNDS = 3
+"""Calls each waiter of the steady row makes in a row, its first call at a moment spread over one wait (quick: 2)."""
+STEADY_LABEL = "distinct tasks, steady"
+BARE_LABEL = "bare `MCPServer` (the SDK floor)"
 RUNNING = ("queued", "in_progress")
 
 
@@ -172,15 +179,25 @@ class Bench:
         gets = (await self.control(f"{self.gateway_url}/bench/gets"))["gets"]
         return gets, cpu_seconds(self.server_pid)
 
-    async def window(self, label: str, task_ids: list[str], waiters: int, wait_seconds: int, profile: bool) -> Window:
+    async def window(
+        self,
+        label: str,
+        task_ids: list[str],
+        waiters: int,
+        wait_seconds: int,
+        profile: bool,
+        ramp: float = RAMP_SECONDS,
+        rounds: int = 1,
+    ) -> Window:
         """``waiters`` concurrent ``get_task(wait_seconds=...)`` calls, cycling over ``task_ids`` (none: an idle
-        window of ``wait_seconds``)."""
+        window of ``wait_seconds``), their starts spread over ``ramp`` seconds; each waiter calls ``rounds`` times
+        in a row, as an agent waiting for its video does."""
         # New connections for each window: the server closes keep-alive connections idle for 10 s (its header
         # timeout), and a request sent on one just as it closes would fail.
         await self.http.aclose()
         self.http = self.new_client()
         await self.control(f"{self.server_url}/bench/lag", reset="1")
-        with probing(self.server_url, wait_seconds + (RAMP_SECONDS if waiters else 0)) as probe:
+        with probing(self.server_url, wait_seconds * rounds + (ramp if waiters else 0)) as probe:
             await anyio.to_thread.run_sync(probe.ready)
             gets_before, cpu_before = await self.counters()
             if profile:
@@ -192,25 +209,26 @@ class Bench:
 
             async def waiter(index: int) -> None:
                 nonlocal errors
-                await anyio.sleep(RAMP_SECONDS * index / waiters)
-                began = time.perf_counter()
-                try:
-                    task = await self.get_task(task_ids[index % len(task_ids)], wait_seconds)
-                    if task["status"] not in RUNNING:
-                        raise RuntimeError(f"the task is {task['status']}")
-                except Exception as exc:
-                    errors += 1
-                    if errors <= 3:
-                        print(f"11. a waiter failed: {exc!r}", file=sys.stderr)
-                else:
-                    returned.append(time.perf_counter() - began)
+                await anyio.sleep(ramp * index / waiters)
+                for _ in range(rounds):
+                    began = time.perf_counter()
+                    try:
+                        task = await self.get_task(task_ids[index % len(task_ids)], wait_seconds)
+                        if task["status"] not in RUNNING:
+                            raise RuntimeError(f"the task is {task['status']}")
+                    except Exception as exc:
+                        errors += 1
+                        if errors <= 3:
+                            print(f"11. a waiter failed: {exc!r}", file=sys.stderr)
+                    else:
+                        returned.append(time.perf_counter() - began)
 
             async with anyio.create_task_group() as group:
                 for index in range(waiters):
                     group.start_soon(waiter, index)
                 if not waiters:
                     await anyio.sleep(wait_seconds)
-                while len(returned) + errors < waiters:
+                while len(returned) + errors < waiters * rounds:
                     peak = max(peak, rss_mib(self.server_pid))
                     await anyio.sleep(0.5)
             seconds = time.perf_counter() - started
@@ -219,8 +237,8 @@ class Bench:
                 await self.control(f"{self.server_url}/bench/profile", stop="1")
             lag = await self.control(f"{self.server_url}/bench/lag")
             health = await anyio.to_thread.run_sync(probe.result)
-        if waiters and errors == waiters:
-            raise RuntimeError(f"11. every one of the {waiters} waiters failed")
+        if waiters and errors == waiters * rounds:
+            raise RuntimeError(f"11. every one of the {waiters} waiters' calls failed")
         return Window(
             label,
             waiters,
@@ -328,6 +346,24 @@ async def waiter_rows(
                 await bench.warm(task_ids)
                 profiled = profile is not None and distinct and count == max(counts)
                 windows.append(await bench.window(label, task_ids, count, wait_seconds, profiled))
+        count = max(counts)  # the same waiters arriving as agents do: over one wait, each calling again
+        print(f"11. waiters: {count}, distinct tasks, steady", file=sys.stderr)
+        task_ids = await bench.create_tasks(count)
+        await bench.warm(task_ids)
+        rounds = 2 if quick else STEADY_ROUNDS
+        steady = await bench.window(STEADY_LABEL, task_ids, count, wait_seconds, False, wait_seconds, rounds)
+        windows.append(steady)
+        # The SDK floor under the largest burst: the same gateway, load and probes, a bare MCPServer.
+        print(f"11. waiters: {count}, distinct tasks, {BARE_LABEL}", file=sys.stderr)
+        bare_port = free_port()
+        bare_command = [PY, str(BENCH / "bare_waiter.py"), str(bare_port)]
+        bare = stack.enter_context(background(bare_command, server_env, bare_port))
+        bare_bench = Bench(gateway_url, f"http://127.0.0.1:{bare_port}", bare.pid, limits, wait_seconds + 120)
+        stack.push_async_callback(bare_bench.aclose)
+        await bare_bench.warm(await bare_bench.create_tasks(2))
+        task_ids = await bare_bench.create_tasks(count)
+        await bare_bench.warm(task_ids)
+        windows.append(await bare_bench.window(f"distinct tasks, {BARE_LABEL}", task_ids, count, wait_seconds, False))
     shutil.rmtree(state, ignore_errors=True)
     out = [
         f"## 11. Waiters: concurrent `get_task(wait_seconds={wait_seconds})` over Streamable HTTP\n",
@@ -348,18 +384,27 @@ async def waiter_rows(
             f"{window.rss:.0f} MiB | {returned} | {window.errors} |"
         )
     out.append(
-        "\nEach row is one window: the waiters' calls start over its first second, each on a task created directly "
-        "at the sandbox gateway and read once beforehand (the journal knows it, as it knows the tasks an agent "
-        "created through sora-mcp), and the window ends when the last wait returns. The tasks keep rendering, their "
-        "progress rising a percent every 1.8 s, so each poll sees a running task and some polls a new state to "
-        "record. The server is `sora-mcp --transport streamable-http --stateless` run by `bench/lag_server.py`, "
-        "which adds the lag sampler (a task of the server's event loop sleeping 10 ms in a loop; its overshoot is "
-        "how long every request on the loop was held up) and nothing else; `SORA_MCP_MAX_CONNECTIONS` is raised "
-        f"to {max(counts) + 200} for the waiters. `/healthz` is probed every 50 ms from another process. "
-        "The gateway's reads are counted by `bench/counting_gateway.py`; the server's CPU time (every thread of "
-        "the process) is read from `/proc`. The idle row is the reference: the same server with nothing to do. "
-        "The goal (issue 16): loop lag and `/healthz` p99 under 100 ms with 1,000 waiters, and waiters on one task "
-        "costing the gateway about one reader's polls.\n"
+        "\nEach row is one window: the waiters' calls start over its first second (a burst), each on a task created "
+        "directly at the sandbox gateway and read once beforehand (the journal knows it, as it knows the tasks an "
+        "agent created through sora-mcp), and the window ends when the last wait returns. In the steady row the "
+        f"same number of waiters arrive as agents do, spread over one wait, and each calls {STEADY_ROUNDS} times in a "
+        "row (quick: 2): all of them wait at once, but they do not all begin in the same second. The tasks keep "
+        "rendering, their progress rising a percent every 1.8 s, so each poll sees a running task and some polls a "
+        "new state to record. The server is `sora-mcp --transport streamable-http --stateless` run by "
+        "`bench/lag_server.py`, which adds the lag sampler (a task of the server's event loop sleeping 10 ms in a "
+        "loop; its overshoot is how long every request on the loop was held up) and nothing else; "
+        f"`SORA_MCP_MAX_CONNECTIONS` is raised to {max(counts) + 200} for the waiters. `/healthz` is probed every "
+        "50 ms from another process. The gateway's reads are counted by `bench/counting_gateway.py`; the server's "
+        "CPU time (every thread of the process) is read from `/proc`. The idle row is the reference: the same "
+        "server with nothing to do. The last row is the SDK's floor under the largest burst: "
+        "`bench/bare_waiter.py`, a bare `MCPServer` whose `get_task` reads the task, sleeps `wait_seconds` and "
+        "reads it again (no validation, journal, shared polls or progress), with the same `/healthz`, sampler and "
+        "collector thresholds. sora-mcp collects garbage with `sora_mcp.collector`'s thresholds (with the "
+        "defaults, full collections of 1,000 open calls' objects held the loop 110-650 ms each). The goal (issue "
+        "16): loop lag and `/healthz` p99 under 100 ms with 1,000 waiters, and waiters on one task costing the "
+        "gateway about one reader's polls. A burst of 1,000 calls in one second is more than one process can take "
+        "in (section 3: the bare `MCPServer` answers a few hundred calls a second; see the floor row), so a burst "
+        "queues behind itself whatever the server does; the steady row is the load the goal is measured at.\n"
     )
     return out
 
