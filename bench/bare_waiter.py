@@ -34,7 +34,12 @@ SAMPLER = LagSampler()
 async def lifespan(_: MCPServer[httpx2.AsyncClient]) -> AsyncIterator[httpx2.AsyncClient]:
     limits = httpx2.Limits(max_connections=32, max_keepalive_connections=32)  # sora-mcp's gateway pool
     headers = {"Authorization": f"Bearer {os.environ['SORA_API_KEY']}"}
-    async with httpx2.AsyncClient(base_url=os.environ["SORA_BASE_URL"], headers=headers, limits=limits) as http:
+    # A minute to get a pooled connection and an answer, not httpx2's 5 s: under a 1,000-call burst a call waits
+    # its turn for one of the 32 connections longer than that, and the floor should queue, not fail.
+    timeout = httpx2.Timeout(60.0)
+    async with httpx2.AsyncClient(
+        base_url=os.environ["SORA_BASE_URL"], headers=headers, limits=limits, timeout=timeout
+    ) as http:
         yield http
 
 
