@@ -7,7 +7,6 @@ serves ``/healthz`` and collects garbage with sora-mcp's thresholds, so that wha
 per call: what is left of a 1,000-call burst's lag here is the SDK's and uvicorn's, not sora-mcp's.
 """
 
-import asyncio
 import gc
 import os
 import resource
@@ -62,24 +61,13 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def _collect_as_sora_mcp() -> None:
+    gc.freeze()
+    gc.set_threshold(*SERVER_THRESHOLDS)
+
+
 def app() -> Any:
-    application = server.streamable_http_app(stateless_http=True)
-    application.router.routes[:0] = SAMPLER.routes()
-    lifespan = application.router.lifespan_context
-
-    @asynccontextmanager
-    async def with_sampler(instance: Any) -> AsyncIterator[Any]:
-        async with lifespan(instance) as state:
-            gc.freeze()
-            gc.set_threshold(*SERVER_THRESHOLDS)
-            sampler = asyncio.ensure_future(SAMPLER.run())
-            try:
-                yield state
-            finally:
-                sampler.cancel()
-
-    application.router.lifespan_context = with_sampler
-    return application
+    return SAMPLER.install(server.streamable_http_app(stateless_http=True), on_start=_collect_as_sora_mcp)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ import cProfile
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,7 +23,7 @@ PERIOD = 0.010
 
 
 class LagSampler:
-    """Run :meth:`run` as a task of the server's loop; serve :meth:`routes` before the app's own."""
+    """:meth:`install` it in a Starlette app: its routes before the app's own, :meth:`run` a task of the loop."""
 
     def __init__(self) -> None:
         self.overshoots: list[float] = []
@@ -65,3 +68,22 @@ class LagSampler:
             Route("/bench/lag", self.lag, methods=["GET"]),
             Route("/bench/profile", self.profile_route, methods=["GET"]),
         ]
+
+    def install(self, app: Any, on_start: Callable[[], None] = lambda: None) -> Any:
+        """``app`` (a Starlette app) with the bench routes first and, once its own lifespan has started,
+        ``on_start()`` run and the sampler running until the app stops."""
+        app.router.routes[:0] = self.routes()
+        lifespan = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def with_sampler(instance: Any) -> AsyncIterator[Any]:
+            async with lifespan(instance) as state:
+                on_start()
+                sampler = asyncio.ensure_future(self.run())
+                try:
+                    yield state
+                finally:
+                    sampler.cancel()
+
+        app.router.lifespan_context = with_sampler
+        return app

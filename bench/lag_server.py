@@ -8,11 +8,8 @@ Nothing in sora_mcp is changed: ``sora_mcp.http.create_app``, which ``serve`` ca
 routes and start the sampler in the app's lifespan.
 """
 
-import asyncio
 import resource
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from lag import LagSampler
@@ -25,21 +22,7 @@ _create_app = sora_mcp.http.create_app
 
 
 def create_app(*args: Any, **kwargs: Any) -> Any:
-    app = _create_app(*args, **kwargs)
-    app.router.routes[:0] = SAMPLER.routes()
-    lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def with_sampler(application: Any) -> AsyncIterator[Any]:
-        async with lifespan(application) as state:
-            sampler = asyncio.ensure_future(SAMPLER.run())
-            try:
-                yield state
-            finally:
-                sampler.cancel()
-
-    app.router.lifespan_context = with_sampler
-    return app
+    return SAMPLER.install(_create_app(*args, **kwargs))
 
 
 if __name__ == "__main__":
