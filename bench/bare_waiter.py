@@ -3,11 +3,11 @@ does the least a wait can do, with the same lag sampler as ``lag_server.py``: ``
 
 ``get_task(task_id, wait_seconds=0)`` reads the task once and, with ``wait_seconds``, sleeps that long and reads
 it again: no validation, journal, shared polls, progress or normalization, one ``httpx2.AsyncClient``. It also
-serves ``/healthz`` and collects garbage with sora-mcp's thresholds, so that what section 11 compares is the work
-per call: what is left of a 1,000-call burst's lag here is the SDK's and uvicorn's, not sora-mcp's.
+serves ``/healthz`` and collects garbage as sora-mcp does (``server_collection``), so that what section 11
+compares is the work per call: what is left of a 1,000-call burst's lag here is the SDK's and uvicorn's, not
+sora-mcp's.
 """
 
-import gc
 import os
 import resource
 import sys
@@ -24,7 +24,7 @@ from mcp.server.mcpserver import Context
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sora_mcp.collector import SERVER_THRESHOLDS
+from sora_mcp.collector import server_collection
 
 SAMPLER = LagSampler()
 
@@ -61,13 +61,8 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def _collect_as_sora_mcp() -> None:
-    gc.freeze()
-    gc.set_threshold(*SERVER_THRESHOLDS)
-
-
 def app() -> Any:
-    return SAMPLER.install(server.streamable_http_app(stateless_http=True), on_start=_collect_as_sora_mcp)
+    return SAMPLER.install(server.streamable_http_app(stateless_http=True), running=server_collection)
 
 
 if __name__ == "__main__":

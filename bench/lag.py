@@ -12,7 +12,7 @@ import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from starlette.requests import Request
@@ -69,21 +69,21 @@ class LagSampler:
             Route("/bench/profile", self.profile_route, methods=["GET"]),
         ]
 
-    def install(self, app: Any, on_start: Callable[[], None] = lambda: None) -> Any:
-        """``app`` (a Starlette app) with the bench routes first and, once its own lifespan has started,
-        ``on_start()`` run and the sampler running until the app stops."""
+    def install(self, app: Any, running: Callable[[], AbstractContextManager[Any]] = nullcontext) -> Any:
+        """``app`` (a Starlette app) with the bench routes first and, once its own lifespan has started, the
+        sampler running (and the context ``running()`` entered) until the app stops."""
         app.router.routes[:0] = self.routes()
         lifespan = app.router.lifespan_context
 
         @asynccontextmanager
         async def with_sampler(instance: Any) -> AsyncIterator[Any]:
             async with lifespan(instance) as state:
-                on_start()
-                sampler = asyncio.ensure_future(self.run())
-                try:
-                    yield state
-                finally:
-                    sampler.cancel()
+                with running():
+                    sampler = asyncio.ensure_future(self.run())
+                    try:
+                        yield state
+                    finally:
+                        sampler.cancel()
 
         app.router.lifespan_context = with_sampler
         return app

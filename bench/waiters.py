@@ -153,6 +153,12 @@ class Bench:
         structured: dict[str, Any] = result["structuredContent"]
         return structured
 
+    async def known_tasks(self, count: int) -> list[str]:
+        """``count`` new tasks, each read once through the server (:meth:`warm`): their ids."""
+        task_ids = await self.create_tasks(count)
+        await self.warm(task_ids)
+        return task_ids
+
     async def warm(self, task_ids: list[str]) -> None:
         """Read each task once without waiting: the journal has its row and the server its last state, as for
         tasks an agent created through sora-mcp."""
@@ -335,21 +341,19 @@ async def waiter_rows(
         server = stack.enter_context(background([*server_command, "--log-level", "WARNING"], server_env, server_port))
         bench = Bench(gateway_url, server_url, server.pid, limits, wait_seconds + 120)
         stack.push_async_callback(bench.aclose)
-        await bench.warm(await bench.create_tasks(2))  # the server's first calls (imports, schemas) out of the way
+        await bench.known_tasks(2)  # the server's first calls (imports, schemas) out of the way
         print("11. waiters: idle", file=sys.stderr)
         windows.append(await bench.window("idle (no waiters)", [], 0, 2 if quick else 5, profile=False))
         for count in counts:
             for distinct in (True, False):
                 label = "distinct tasks" if distinct else "one task"
                 print(f"11. waiters: {count}, {label}", file=sys.stderr)
-                task_ids = await bench.create_tasks(count if distinct else 1)
-                await bench.warm(task_ids)
+                task_ids = await bench.known_tasks(count if distinct else 1)
                 profiled = profile is not None and distinct and count == max(counts)
                 windows.append(await bench.window(label, task_ids, count, wait_seconds, profiled))
         count = max(counts)  # the same waiters arriving as agents do: over one wait, each calling again
-        print(f"11. waiters: {count}, distinct tasks, steady", file=sys.stderr)
-        task_ids = await bench.create_tasks(count)
-        await bench.warm(task_ids)
+        print(f"11. waiters: {count}, {STEADY_LABEL}", file=sys.stderr)
+        task_ids = await bench.known_tasks(count)
         rounds = 2 if quick else STEADY_ROUNDS
         steady = await bench.window(STEADY_LABEL, task_ids, count, wait_seconds, False, wait_seconds, rounds)
         windows.append(steady)
@@ -360,9 +364,8 @@ async def waiter_rows(
         bare = stack.enter_context(background(bare_command, server_env, bare_port))
         bare_bench = Bench(gateway_url, f"http://127.0.0.1:{bare_port}", bare.pid, limits, wait_seconds + 120)
         stack.push_async_callback(bare_bench.aclose)
-        await bare_bench.warm(await bare_bench.create_tasks(2))
-        task_ids = await bare_bench.create_tasks(count)
-        await bare_bench.warm(task_ids)
+        await bare_bench.known_tasks(2)
+        task_ids = await bare_bench.known_tasks(count)
         windows.append(await bare_bench.window(f"distinct tasks, {BARE_LABEL}", task_ids, count, wait_seconds, False))
     shutil.rmtree(state, ignore_errors=True)
     out = [
